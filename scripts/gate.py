@@ -1,0 +1,18 @@
+"""Snakemake `script:` adapter for the gate: print the per-bundle summary, fail the run on any failure."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - injected by Snakemake
+
+from sheetfill.runs import close_run  # noqa: E402
+
+text, ok = close_run(
+    bundle_dirs=[Path(p) for p in snakemake.input.bundles],  # noqa: F821
+    window=snakemake.params.window,  # noqa: F821
+    record=Path(snakemake.output[0]),  # noqa: F821
+    cursor_file=Path(snakemake.params.cursor_file),  # noqa: F821
+)
+Path(snakemake.log[0]).write_text(text + "\n")  # noqa: F821
+print(text, file=sys.stderr)
+if not ok:
+    sys.exit("sheetfill: some bundles failed (see the summary above and the data docs); exiting non-zero.")

@@ -1,0 +1,132 @@
+"""Python front end: run the Snakemake workflow through `snakemake.api` and report per bundle.
+
+    >>> import sheetfill
+    >>> result = sheetfill.run(since="2025-09-29", until="2025-09-30", cores=2)
+    >>> result.ok, [(b.bundle, b.status) for b in result.bundles]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sheetfill.config import REPO_ROOT
+from sheetfill.plan import Plan, make_plan
+
+SNAKEFILE = REPO_ROOT / "Snakefile"
+CONFIGFILE = REPO_ROOT / "config" / "config.yaml"
+PATH_KEYS = ("archive_root", "restore_root", "cursor_file")
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    bundle: str
+    status: str  # ok | failed_validation | failed_processing | planned
+    error: str | None
+    outputs: Path
+
+
+@dataclass(frozen=True)
+class RunResult:
+    ok: bool
+    bundles: list[BundleResult] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def failed(self) -> list[BundleResult]:
+        return [b for b in self.bundles if b.status not in ("ok", "planned")]
+
+
+def build_config(**overrides) -> dict:
+    """Config overrides for the workflow: None means 'use config/config.yaml'; paths made absolute."""
+    config = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if isinstance(value, dt.date):
+            value = value.isoformat()
+        if key in PATH_KEYS:
+            value = str(Path(value).resolve())  # the workflow runs in the repository folder
+        if key == "versions":
+            value = [value] if isinstance(value, str) else list(value)
+        config[key] = value
+    return config
+
+
+def run(
+    since=None, until=None, versions=None, cores: int = 2, dry_run: bool = False, *,
+    archive_root=None, restore_root=None, archive_pattern=None, profile=None, archive=None,
+    cursor_file=None, forcerun: tuple[str, ...] = (), quiet: bool = True,
+) -> RunResult:
+    """Run (or with dry_run, plan) the window; bad input raises sheetfill.errors.SheetfillError."""
+    overrides = build_config(
+        since=since, until=until, versions=versions, archive_root=archive_root, restore_root=restore_root,
+        archive_pattern=archive_pattern, profile=profile, archive=archive, cursor_file=cursor_file,
+    )
+    plan = plan_for(overrides)
+    if not plan.bundles:
+        return RunResult(ok=True, note=plan.note)
+    if dry_run:
+        return RunResult(ok=True, bundles=[_planned(plan, b) for b in plan.bundles])
+    _execute(overrides, cores=cores, forcerun=forcerun, quiet=quiet)
+    bundles = [_result(plan, b) for b in plan.bundles]
+    return RunResult(ok=all(b.status == "ok" for b in bundles), bundles=bundles)
+
+
+def base_config() -> dict:
+    """config/config.yaml with its relative paths anchored at the repository (the workflow's workdir)."""
+    base = yaml.safe_load(CONFIGFILE.read_text()) or {}
+    return {k: str((REPO_ROOT / v).resolve()) if k in PATH_KEYS and v else v for k, v in base.items()}
+
+
+def plan_for(overrides: dict) -> Plan:
+    return make_plan({**base_config(), **overrides})
+
+
+def _outputs(plan: Plan, bundle: str) -> Path:
+    return (REPO_ROOT / plan.settings.restore_root / "outputs" / bundle).resolve()
+
+
+def _planned(plan: Plan, bundle: str) -> BundleResult:
+    return BundleResult(bundle=bundle, status="planned", error=None, outputs=_outputs(plan, bundle))
+
+
+def _result(plan: Plan, bundle: str) -> BundleResult:
+    outputs = _outputs(plan, bundle)
+    try:
+        summary = json.loads((outputs / "bundle.json").read_text())
+    except FileNotFoundError:
+        log = REPO_ROOT / plan.settings.restore_root / "logs" / "bundle" / f"{bundle}.log"
+        return BundleResult(bundle, "failed_processing", f"the bundle job failed; see {log}", outputs)
+    return BundleResult(bundle, summary["status"], summary.get("error"), outputs)
+
+
+def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -> None:
+    """Run Snakemake in this process. Failures surface through the bundles' statuses."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import (
+        ConfigSettings, DAGSettings, ExecutionSettings, OutputSettings, ResourceSettings, SchedulingSettings,
+    )
+
+    output = OutputSettings(quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None, show_failed_logs=True)
+    with SnakemakeApi(output) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=cores),
+            config_settings=ConfigSettings(config=config),
+            snakefile=SNAKEFILE,
+            workdir=REPO_ROOT,
+        )
+        dag = workflow.dag(DAGSettings(forcerun=frozenset(forcerun), force_incomplete=True))
+        try:
+            dag.execute_workflow(
+                executor="local",
+                execution_settings=ExecutionSettings(keep_going=True),
+                scheduling_settings=SchedulingSettings(scheduler="greedy"),
+            )
+        except Exception as exc:  # the gate fails the workflow on purpose when a bundle failed
+            api.print_exception(exc)

@@ -1,0 +1,124 @@
+"""One bundle, end to end: restore → refine → validate → provenance → bundle.json.
+
+Bad bundle *content* (BundleError) is recorded as status failed_processing so that the rest of
+the run, the data docs and the gate still happen; any other exception fails the job as usual.
+Outputs are staged in a hidden sibling folder and renamed into place at the end, so a killed
+job never leaves a folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from sheetfill import __version__
+from sheetfill.config import Limits
+from sheetfill.errors import BundleError
+from sheetfill.restore import restore_archive, sha256_file
+
+
+@dataclass(frozen=True)
+class BundleJob:
+    archive: Path
+    bundle: str
+    restored: Path
+    outputs: Path
+    profile: str
+    limits: Limits
+    window: dict
+    history: Path | None = None  # where the previous build's records are kept for diffs
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json(path: Path, payload) -> None:
+    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def package_versions() -> dict:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"sheetfill": __version__, "snakemake": version("snakemake"), "pandas": version("pandas")}
+
+
+def process_bundle(job: BundleJob) -> dict:
+    """Build job.outputs for one bundle; return the bundle.json summary."""
+    started = now()
+    staging = job.outputs.with_name(f".{job.outputs.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    provenance = {
+        "bundle": job.bundle,
+        "archive": {"path": str(job.archive.resolve()), "size": job.archive.stat().st_size,
+                    "sha256": sha256_file(job.archive)},
+        "window": job.window,
+        "versions": package_versions(),
+        "started": started,
+    }
+    summary = {"bundle": job.bundle, "date": job.bundle.split("--")[0], "version": job.bundle.split("--", 1)[1],
+               "status": "ok", "error": None, "counts": {}, "quality": {}, "validation": None, "diff": None}
+    try:
+        provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
+        summary.update(_refine_and_validate(job, staging, provenance))
+    except BundleError as exc:
+        job.restored.mkdir(parents=True, exist_ok=True)  # the declared output exists, empty
+        summary.update(status="failed_processing", error=str(exc))
+    provenance["finished"] = now()
+    write_json(staging / "provenance.json", provenance)
+    write_json(staging / "bundle.json", summary)
+    shutil.rmtree(job.outputs, ignore_errors=True)
+    staging.rename(job.outputs)
+    return summary
+
+
+def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict) -> dict:
+    from sheetfill.profiles import load_profile
+    from sheetfill.refine import refine_bundle, write_outputs
+    from sheetfill.validation import validate
+
+    profile = load_profile(job.profile)
+    provenance["profile"] = {"name": profile.name, "path": str(profile.path), "sha256": profile.sha256}
+    result = refine_bundle(job.restored, profile)
+    provenance["sources"] = result.sources
+    write_outputs(result, staging)
+    report = validate(result.records, profile, sources=getattr(result, "frames", None))
+    write_json(staging / "validation.json", report)
+    failed = [r for r in report.get("results", []) if not r.get("success")]
+    return {
+        "status": "ok" if report["success"] else "failed_validation",
+        "counts": result.counts,
+        "quality": result.quality,
+        "validation": {"success": report["success"], "evaluated": len(report.get("results", [])),
+                       "failed": len(failed)},
+        "diff": _diff_with_previous_build(job, staging / "refined.parquet"),
+    }
+
+
+def _diff_with_previous_build(job: BundleJob, refined: Path) -> dict | None:
+    """Compare with the last build of this bundle, then remember this build for next time."""
+    if job.history is None:
+        return None
+    import pandas as pd
+
+    from sheetfill.diff import diff_records
+
+    previous = job.history / f"{job.bundle}.parquet"
+    diff = None
+    if previous.exists():
+        diff = diff_records(pd.read_parquet(previous), pd.read_parquet(refined))
+    previous.parent.mkdir(parents=True, exist_ok=True)
+    temp = previous.with_name(f".{previous.name}.{os.getpid()}")
+    shutil.copyfile(refined, temp)
+    os.replace(temp, previous)
+    return diff

@@ -1,0 +1,96 @@
+"""Command line: `sheetfill backfill|cursor|sample`. A thin layer over sheetfill.api.
+
+Exit codes: 0 every bundle ok, 1 some bundle failed, 2 bad input (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sheetfill.errors import SheetfillError
+
+
+def _add_location_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--archive-root", help="folder holding the archived bundles")
+    parser.add_argument("--restore-root", help="where bundles are restored and outputs written")
+    parser.add_argument("--cursor-file", help="where the scheduled-run cursor is stored")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sheetfill", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    backfill = sub.add_parser("backfill", help="replay a window of archives (without --start-date: scheduled run)")
+    backfill.add_argument("--start-date", help="first date, YYYY-MM-DD, inclusive; makes the run a backfill")
+    backfill.add_argument("--end-date", help="last date, YYYY-MM-DD, inclusive")
+    backfill.add_argument("--version", action="append", dest="versions", help="a version to process (repeatable)")
+    backfill.add_argument("--archive-pattern", help="e.g. '{date}/hotpass-inputs-{version}.zip'")
+    backfill.add_argument("--profile", help="data profile name (config/profiles/) or YAML path")
+    backfill.add_argument("--cores", type=int, default=2)
+    backfill.add_argument("--dry-run", action="store_true", help="list the bundles that would run")
+    backfill.add_argument("--archive", action="store_true", default=None, help="also zip each bundle's outputs")
+    backfill.add_argument("--force", action="store_true", help="redo every bundle of the window")
+    _add_location_options(backfill)
+
+    cursor = sub.add_parser("cursor", help="show or reset the scheduled-run cursor")
+    cursor.add_argument("action", choices=["show", "reset"])
+    _add_location_options(cursor)
+
+    sample = sub.add_parser("sample", help="generate Hotpass-shaped sample archives", add_help=False)
+    sample.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from sheetfill.api import run
+
+    result = run(
+        since=args.start_date, until=args.end_date, versions=args.versions, cores=args.cores,
+        dry_run=args.dry_run, archive_root=args.archive_root, restore_root=args.restore_root,
+        archive_pattern=args.archive_pattern, profile=args.profile, archive=args.archive,
+        cursor_file=args.cursor_file, forcerun=("bundle",) if args.force else (),
+    )
+    if result.note:
+        print(result.note)
+    for bundle in result.bundles:
+        print(f"{bundle.bundle:<28} {bundle.status:<18} {bundle.error or ''}".rstrip())
+    if result.failed:
+        print(f"{len(result.failed)} of {len(result.bundles)} bundles failed.", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_cursor(args: argparse.Namespace) -> int:
+    from sheetfill.api import base_config, build_config
+    from sheetfill.config import load_settings
+    from sheetfill.cursor import read_cursor, reset_cursor
+
+    overrides = build_config(archive_root=args.archive_root, restore_root=args.restore_root,
+                             cursor_file=args.cursor_file)
+    path = load_settings({**base_config(), **overrides}, check_paths=False).cursor_file
+    if args.action == "reset":
+        print(f"cursor reset ({path})" if reset_cursor(path) else f"no cursor to reset ({path})")
+    else:
+        cursor = read_cursor(path)
+        print(f"{cursor.isoformat()} ({path})" if cursor else f"no cursor yet ({path}): the next run processes every archive")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from sheetfill.sample import main as sample_main
+
+    return sample_main(args.args) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"backfill": cmd_backfill, "cursor": cmd_cursor, "sample": cmd_sample}[args.command](args)
+    except SheetfillError as error:
+        print(f"sheetfill: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

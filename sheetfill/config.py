@@ -1,0 +1,156 @@
+"""Workflow configuration: schema validation with defaults, date parsing, clear errors.
+
+Shared by the Snakefile (workflow/rules/common.smk), the CLI and the Python API so that every
+front end rejects bad input the same way, before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from sheetfill.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_uncompressed_bytes: int
+    max_compression_ratio: float
+    max_members: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    archive_root: Path
+    archive_pattern: str
+    restore_root: Path
+    since: dt.date | None
+    until: dt.date | None
+    versions: tuple[str, ...] | None
+    profile: str
+    archive: bool
+    cursor_file: Path
+    limits: Limits
+    worker: str
+
+    @property
+    def backfill(self) -> bool:
+        """A run with `since` replays history and never moves the cursor."""
+        return self.since is not None
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def parse_date(key: str, value) -> dt.date | None:
+    """Accept date objects (YAML) and 'YYYY-MM-DD' strings (--config arrives as text)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    hint = f"Use YYYY-MM-DD, e.g. --config {key}=2025-09-29."
+    if not ISO_DATE.match(text):
+        raise ConfigError(f"{key}={text!r} is not a date. {hint}")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{key}={text!r} is not a valid date ({exc}). {hint}") from None
+
+
+def parse_versions(value) -> tuple[str, ...] | None:
+    if value is None or value == "" or value == []:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    versions = tuple(str(item).strip() for item in items if str(item).strip())
+    bad = [v for v in versions if "/" in v or "--" in v]
+    if bad:
+        raise ConfigError(f"versions {bad} may not contain '/' or '--' (they name folders).")
+    return versions or None
+
+
+def fill_defaults(schema: dict, config: dict) -> dict:
+    """Return a copy of config with the schema's defaults filled in (one level of nesting)."""
+    filled = copy.deepcopy(config)
+    for key, spec in schema.get("properties", {}).items():
+        if key not in filled and "default" in spec:
+            filled[key] = copy.deepcopy(spec["default"])
+        if spec.get("type") == "object" and isinstance(filled.get(key), dict):
+            filled[key] = fill_defaults(spec, filled[key])
+    return filled
+
+
+def _dates_as_text(config: dict) -> dict:
+    """YAML turns 2025-09-29 into a date; the schema (and --config) speak strings."""
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in config.items()}
+
+
+def check_schema(config: dict, schema: dict) -> None:
+    import jsonschema
+
+    known = sorted(schema["properties"])
+    for key in config:
+        if key not in schema["properties"]:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown config key {key!r}.{hint} Known keys: {', '.join(known)}.")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "config"
+        raise ConfigError(f"Invalid config value for {where}: {error.message}. See config/README.md.")
+
+
+def load_settings(config: dict, check_paths: bool = True) -> Settings:
+    """Validate a raw config mapping and return typed settings, or raise ConfigError."""
+    schema = load_schema()
+    raw = _dates_as_text(dict(config))
+    check_schema(raw, schema)
+    raw = fill_defaults(schema, raw)
+    since, until = parse_date("since", raw["since"]), parse_date("until", raw["until"])
+    if since and until and since > until:
+        raise ConfigError(f"since ({since}) is after until ({until}); the window is inclusive, swap them.")
+    restore_root = Path(raw["restore_root"])
+    archive_root = Path(raw["archive_root"])
+    if check_paths and not archive_root.is_dir():
+        raise ConfigError(
+            f"archive_root {str(archive_root)!r} is not a folder (resolved: {archive_root.resolve()}). "
+            "Set archive_root in config/config.yaml or pass --config archive_root=/path/to/archives."
+        )
+    check_pattern(raw["archive_pattern"])
+    limits = raw["limits"]
+    return Settings(
+        archive_root=archive_root,
+        archive_pattern=raw["archive_pattern"],
+        restore_root=restore_root,
+        since=since,
+        until=until,
+        versions=parse_versions(raw["versions"]),
+        profile=raw["profile"],
+        archive=raw["archive"],
+        cursor_file=Path(raw["cursor_file"] or restore_root / ".sheetfill" / "cursor.json"),
+        limits=Limits(
+            max_uncompressed_bytes=int(limits["max_uncompressed_mb"] * 1024 * 1024),
+            max_compression_ratio=float(limits["max_compression_ratio"]),
+            max_members=int(limits["max_members"]),
+        ),
+        worker=raw["worker"],
+    )
+
+
+def check_pattern(pattern: str) -> None:
+    from sheetfill.discovery import compile_pattern
+
+    compile_pattern(pattern)

@@ -1,0 +1,61 @@
+"""Entry point of the per-bundle jobs: `python -m sheetfill.job bundle|pack ...`.
+
+Rules call this through `shell:` rather than `script:` because per-job start-up decides backfill
+speed: it imports nothing heavy itself, and hands the work to a warm worker when one is available
+(see sheetfill.worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sheetfill.job")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bundle = sub.add_parser("bundle", help="restore, refine and validate one bundle")
+    bundle.add_argument("--archive", type=Path, required=True)
+    bundle.add_argument("--bundle", required=True)
+    bundle.add_argument("--restored", type=Path, required=True)
+    bundle.add_argument("--outputs", type=Path, required=True)
+    bundle.add_argument("--profile", required=True)
+    bundle.add_argument("--limits", required=True, help="JSON of sheetfill.config.Limits")
+    bundle.add_argument("--window", default="{}", help="JSON describing the run's window (for provenance)")
+    bundle.add_argument("--history", type=Path, default=None)
+    pack = sub.add_parser("pack", help="zip one bundle's outputs with SHA256SUMS")
+    pack.add_argument("--outputs", type=Path, required=True)
+    pack.add_argument("--zip", type=Path, required=True)
+    return parser
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    from sheetfill.bundle import BundleJob, process_bundle
+    from sheetfill.config import Limits
+
+    job = BundleJob(
+        archive=args.archive, bundle=args.bundle, restored=args.restored, outputs=args.outputs,
+        profile=args.profile, limits=Limits(**json.loads(args.limits)), window=json.loads(args.window),
+        history=args.history,
+    )
+    summary = process_bundle(job)
+    print(f"{summary['bundle']}: {summary['status']}" + (f" — {summary['error']}" if summary["error"] else ""))
+    return 0
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from sheetfill.packing import pack_outputs
+
+    pack_outputs(args.outputs, args.zip)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"bundle": run_bundle, "pack": run_pack}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

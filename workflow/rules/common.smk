@@ -1,0 +1,55 @@
+# Config validation and small input functions. The logic lives in the sheetfill package
+# (sheetfill.plan) so the CLI, the Python API and this workflow reject bad input identically.
+import json
+import sys
+from dataclasses import asdict
+
+sys.path.insert(0, workflow.basedir)  # always the sheetfill that ships with this Snakefile
+
+from sheetfill.errors import SheetfillError
+from sheetfill.plan import make_plan
+
+try:
+    # Validates config against workflow/schemas/config.schema.yaml (defaults filled in),
+    # discovers the archives and resolves the window, before any job is scheduled.
+    PLAN = make_plan(config)
+except SheetfillError as error:
+    raise WorkflowError(f"sheetfill: {error}") from None
+
+SETTINGS = PLAN.settings
+RESTORE_ROOT = str(SETTINGS.restore_root).rstrip("/")
+ARCHIVES = {archive.bundle: str(archive.path) for archive in PLAN.archives}
+WINDOW_JSON = PLAN.window_json()  # read by jobs for provenance; deliberately not a rule param
+LIMITS_JSON = json.dumps(asdict(SETTINGS.limits), sort_keys=True)
+# The interpreter running Snakemake (skips e.g. pyenv's 50 ms shim); conda envs bring their own.
+PYTHON = "python" if "conda" in str(workflow.deployment_settings.deployment_method) else sys.executable
+JOB = f"PYTHONPATH={workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}} {PYTHON} -m sheetfill.job"
+
+if PLAN.note:
+    print(f"sheetfill: {PLAN.note}", file=sys.stderr)
+
+
+wildcard_constraints:
+    bundle=r"\d{4}-\d{2}-\d{2}--[^/]+",
+
+
+def archive_of(wildcards):
+    """The zip behind a bundle id; only bundles of the current window exist."""
+    return ARCHIVES[wildcards.bundle]
+
+
+def bundle_outputs():
+    return expand(f"{RESTORE_ROOT}/outputs/{{bundle}}", bundle=PLAN.bundles)
+
+
+def run_record():
+    return f"{RESTORE_ROOT}/outputs/runs/{PLAN.window_key}.json"
+
+
+def all_targets():
+    if not PLAN.bundles:
+        return []
+    targets = [run_record()]
+    if SETTINGS.archive:
+        targets += expand(f"{RESTORE_ROOT}/outputs/{{bundle}}.zip", bundle=PLAN.bundles)
+    return targets

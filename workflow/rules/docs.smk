@@ -1,0 +1,35 @@
+# Run-level steps: data docs for the window, then the gate (summary, exit code, cursor).
+
+
+rule data_docs:
+    input:
+        bundle_outputs(),
+    output:
+        directory(f"{RESTORE_ROOT}/data-docs"),
+    log:
+        f"{RESTORE_ROOT}/logs/data_docs.log",
+    params:
+        window=PLAN.window(),
+    localrule: True
+    conda:
+        "../../envs/sheetfill.yaml"
+    script:
+        "../../scripts/data_docs.py"
+
+
+rule gate:
+    input:
+        bundles=bundle_outputs(),
+        docs=f"{RESTORE_ROOT}/data-docs",
+    output:
+        run_record(),
+    log:
+        f"{RESTORE_ROOT}/logs/gate.log",
+    params:
+        window=PLAN.window(),
+        cursor_file=str(SETTINGS.cursor_file),
+    localrule: True
+    conda:
+        "../../envs/sheetfill.yaml"
+    script:
+        "../../scripts/gate.py"
