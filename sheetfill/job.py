@@ -52,9 +52,20 @@ def run_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_in_process(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     return {"bundle": run_bundle, "pack": run_pack}[args.command](args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bundle"]:  # only bundle jobs need the heavy imports a warm worker saves
+        from sheetfill.worker import run_via_worker
+
+        code = run_via_worker(argv)
+        if code is not None:
+            return code
+    return run_in_process(argv)
 
 
 if __name__ == "__main__":

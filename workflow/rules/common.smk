@@ -1,6 +1,7 @@
 # Config validation and small input functions. The logic lives in the sheetfill package
 # (sheetfill.plan) so the CLI, the Python API and this workflow reject bad input identically.
 import json
+import os
 import sys
 from dataclasses import asdict
 
@@ -24,6 +25,9 @@ LIMITS_JSON = json.dumps(asdict(SETTINGS.limits), sort_keys=True)
 # The interpreter running Snakemake (skips e.g. pyenv's 50 ms shim); conda envs bring their own.
 PYTHON = "python" if "conda" in str(workflow.deployment_settings.deployment_method) else sys.executable
 JOB = f"PYTHONPATH={workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}} {PYTHON} -m sheetfill.job"
+
+if SETTINGS.worker == "off":  # jobs inherit the environment; see sheetfill/worker.py
+    os.environ["SHEETFILL_WORKER"] = "off"
 
 if PLAN.note:
     print(f"sheetfill: {PLAN.note}", file=sys.stderr)

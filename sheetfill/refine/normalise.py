@@ -1,0 +1,361 @@
+"""Field normalisation with field libraries (phonenumbers, email-validator, urllib).
+
+Each ``normalise_<type>`` function takes one cleaned text value and returns a ``Normalised``:
+the canonical value (or None), every valid value found in the cell, and whether the cell held
+something that could not be parsed (flagged, never silently dropped). ``normalise_column`` runs one
+of them over a whole column, once per *unique* value, because captures repeat values a lot.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Callable, NamedTuple
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+# Cell contents that mean "nothing here" in hand-kept captures.
+PLACEHOLDERS = frozenset({"", "-", "--", "---", "n/a", "na", "none", "nil", "null", "unknown", "tbc", "tba",
+                          "?", "#n/a", "nan", ".", "x"})
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+WHITESPACE = re.compile(r"\s+")
+MULTI_VALUE_SEPARATORS = re.compile(r"[;,/|\n]+")
+NON_ALNUM = re.compile(r"[^0-9a-z]+")
+DIGITS = re.compile(r"\d+")
+ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
+HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+DEFAULT_LEGAL_SUFFIXES = ("pty", "ltd", "limited", "cc", "inc", "npc", "rf", "llc", "plc", "co", "proprietary")
+
+
+class Normalised(NamedTuple):
+    value: str | None          # canonical value, None when the cell holds nothing usable
+    all_values: tuple = ()     # every valid value in the cell (emails / phones can hold several)
+    invalid: bool = False      # the cell held text that is not a valid value of this type
+
+
+EMPTY = Normalised(None)
+
+
+def clean_text(value) -> str | None:
+    """Unicode NFC, invisible characters removed, whitespace collapsed; placeholders become None."""
+    if value is None:
+        return None
+    text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", str(value)).translate(INVISIBLE)).strip()
+    return None if text.casefold() in PLACEHOLDERS else text
+
+
+def fix_case(text: str) -> str:
+    """ALL CAPS or all lower-case captures become Title Case; mixed case is left as typed."""
+    if text.isupper() or text.islower():
+        return text.title()
+    return text
+
+
+def normalise_text(text: str) -> Normalised:
+    return Normalised(text, (text,))
+
+
+def normalise_org_name(text: str) -> Normalised:
+    name = fix_case(text)
+    return Normalised(name, (name,))
+
+
+def normalise_person_name(text: str) -> Normalised:
+    name = fix_case(text)
+    return Normalised(name, (name,))
+
+
+def split_role(text: str) -> tuple[str, str | None]:
+    """'Jane Smith (Chief Flight Instructor)' -> ('Jane Smith', 'Chief Flight Instructor')."""
+    match = ROLE_IN_PARENS.match(text)
+    if not match or not match.group(1):
+        return text, None
+    return match.group(1).strip(), clean_text(match.group(2))
+
+
+def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> str:
+    """Accent-, case-, punctuation- and legal-suffix-free key used to match organisation names.
+
+    'Acme Aviation (Pty) Ltd', 'ACME  AVIATION PTY LTD.' and 'Acmé Aviation' all give 'acme aviation'.
+    """
+    if not text:
+        return ""
+    folded = unicodedata.normalize("NFKD", text.casefold().replace("&", " and "))
+    ascii_text = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    tokens = NON_ALNUM.sub(" ", ascii_text).split()
+    suffixes = set(legal_suffixes)
+    while len(tokens) > 1 and tokens[-1] in suffixes:
+        tokens.pop()
+    return " ".join(tokens)
+
+
+def _email_candidates(text: str) -> list[str]:
+    """Split a cell into address-shaped parts; spaces inside one address are typing noise."""
+    lowered = text.casefold().replace("mailto:", " ")
+    parts = []
+    for chunk in MULTI_VALUE_SEPARATORS.split(lowered):
+        joined = "".join(chunk.split())
+        if joined.count("@") > 1:
+            parts.extend(chunk.split())     # "a@x.com b@y.com": two addresses, not one with spaces
+        elif joined:
+            parts.append(joined)
+    return [p.strip("<>()[]'\".:") for p in parts if p.strip("<>()[]'\".:")]
+
+
+def normalise_email(text: str) -> Normalised:
+    """Lower-cased, syntax-checked addresses (no DNS: check_deliverability=False)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    valid, invalid = [], False
+    for part in _email_candidates(text):
+        try:
+            address = validate_email(part, check_deliverability=False).normalized.lower()
+        except EmailNotValidError:
+            invalid = True
+            continue
+        if address not in valid:
+            valid.append(address)
+    if not valid:
+        return Normalised(None, (), True)
+    return Normalised(valid[0], tuple(valid), invalid)
+
+
+@lru_cache(maxsize=8)
+def _phone_library():
+    import phonenumbers
+
+    return phonenumbers
+
+
+def _parse_single_phone(text: str, region: str) -> str | None:
+    phonenumbers = _phone_library()
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _find_phones(text: str, region: str) -> list[str]:
+    phonenumbers = _phone_library()
+    found = []
+    for match in phonenumbers.PhoneNumberMatcher(text, region):
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        if e164 not in found:
+            found.append(e164)
+    return found
+
+
+def normalise_phone(text: str, region: str = "ZA") -> Normalised:
+    """E.164 numbers; national numbers are read in the profile's region ('011 555 1234' -> +27115551234)."""
+    if not DIGITS.search(text):
+        return EMPTY          # "n/a", "ask reception": no number was captured
+    # One number is the common case and the quick one; a cell with several goes to the matcher.
+    single = None if MULTI_VALUE_SEPARATORS.search(text) else _parse_single_phone(text, region)
+    found = [single] if single else _find_phones(text, region)
+    if not found:
+        return Normalised(None, (), True)
+    return Normalised(found[0], tuple(found))
+
+
+def normalise_website(text: str) -> Normalised:
+    """https://host/path with the host lower-cased and without 'www.'; e-mail addresses are invalid."""
+    first = MULTI_VALUE_SEPARATORS.split(text.strip())[0].strip().split(" ")[0]
+    if "@" in first and "://" not in first:
+        return Normalised(None, (), True)
+    parts = urlsplit(first if "://" in first else f"https://{first}")
+    host = (parts.hostname or "").rstrip(".")
+    if host.startswith("www."):
+        host = host[4:]
+    labels = host.split(".")
+    if parts.scheme not in ("http", "https") or len(labels) < 2 or not labels[-1].isalpha() \
+            or not all(HOST_LABEL.match(label) for label in labels):
+        return Normalised(None, (), True)
+    path = parts.path.rstrip("/")
+    url = f"https://{host}{path}" + (f"?{parts.query}" if parts.query else "")
+    return Normalised(url, (url,))
+
+
+def province_key(text: str) -> str:
+    return NON_ALNUM.sub("", name_match_key(text, ()))
+
+
+def build_province_lookup(provinces: dict[str, list[str]]) -> dict[str, str]:
+    """Alias key -> canonical province, from the profile's normalisation.provinces."""
+    lookup = {}
+    for canonical, aliases in provinces.items():
+        for alias in [canonical, *aliases]:
+            lookup[province_key(alias)] = canonical
+    return lookup
+
+
+def normalise_province(text: str, lookup: dict[str, str]) -> Normalised:
+    """Map to the canonical list; close misspellings ('Guateng') are matched with rapidfuzz."""
+    if not lookup:
+        return normalise_text(text)
+    key = province_key(text)
+    canonical = lookup.get(key)
+    if canonical is None and len(key) >= 5:
+        from rapidfuzz import fuzz, process
+
+        best = process.extractOne(key, list(lookup), scorer=fuzz.ratio, score_cutoff=85)
+        canonical = lookup[best[0]] if best else None
+    if canonical is None:
+        return Normalised(None, (), True)
+    return Normalised(canonical, (canonical,))
+
+
+def normalise_key(text: str) -> Normalised:
+    key = text.casefold()
+    return Normalised(key, (key,))
+
+
+def normalise_date(text: str) -> Normalised:
+    """ISO date text; Excel serial numbers (a date cell without a date format) are converted too."""
+    if re.fullmatch(r"\d{5}(\.\d+)?", text) and 20000 <= float(text) <= 80000:
+        stamp = pd.Timestamp("1899-12-30") + pd.Timedelta(days=float(text))
+    else:
+        stamp = pd.to_datetime(text, errors="coerce", dayfirst=False)
+    if stamp is None or pd.isna(stamp):
+        return Normalised(None, (), True)
+    iso = stamp.strftime("%Y-%m-%d")
+    return Normalised(iso, (iso,))
+
+
+def normaliser_for(field_type: str, profile_data: dict) -> Callable[[str], Normalised]:
+    """The one-value normaliser for a profile field type, bound to the profile's settings."""
+    settings = profile_data.get("normalisation", {})
+    if field_type == "phone":
+        region = settings.get("phone_region", "ZA")
+        return lambda text: normalise_phone(text, region)
+    if field_type == "province":
+        lookup = build_province_lookup(settings.get("provinces", {}))
+        return lambda text: normalise_province(text, lookup)
+    return {
+        "org_name": normalise_org_name,
+        "person_name": normalise_person_name,
+        "text": normalise_text,
+        "email": normalise_email,
+        "website": normalise_website,
+        "key": normalise_key,
+        "date": normalise_date,
+    }[field_type]
+
+
+def normalise_column(raw: pd.Series, normaliser: Callable[[str], Normalised]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalise a column once per unique raw value.
+
+    Returns three aligned object/bool arrays: canonical value (None if none), every valid value
+    joined with '; ' (None if none), and an invalid flag.
+    """
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    results = [_normalise_cell(value, normaliser) for value in uniques]
+    values = np.array([r.value for r in results] + [None], dtype=object)
+    joined = np.array(["; ".join(r.all_values) or None for r in results] + [None], dtype=object)
+    invalid = np.array([r.invalid for r in results] + [False], dtype=bool)
+    # code -1 (missing) indexes the trailing sentinel entry
+    return values[codes], joined[codes], invalid[codes]
+
+
+def _normalise_cell(value, normaliser) -> Normalised:
+    text = clean_text(value)
+    return EMPTY if text is None else normaliser(text)
+
+
+def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
+    """Element-wise join of text columns, skipping empty strings (no separator dangling)."""
+    joined = columns[0]
+    for extra in columns[1:]:
+        both = (joined != "") & (extra != "")
+        joined = np.where(joined == "", extra, np.where(both, joined + separator + extra, joined))
+    return joined
+
+
+def _text_array(series: pd.Series) -> np.ndarray:
+    return series.fillna("").to_numpy(dtype=object)
+
+
+def _move_roles(raw: pd.DataFrame, fields: dict) -> None:
+    """'Jane Smith (CFI)' in a name column: the role goes to the role field if that is empty."""
+    for name, spec in fields.items():
+        role_field = spec.get("role_field")
+        if not role_field:
+            continue
+        codes, uniques = pd.factorize(_text_array(raw[name]))
+        split = [split_role(str(u)) for u in uniques]
+        names = np.array([s[0] for s in split] + [""], dtype=object)[codes]
+        roles = np.array([s[1] or "" for s in split] + [""], dtype=object)[codes]
+        current_role = _text_array(raw[role_field])
+        raw[name] = names
+        raw[role_field] = np.where(current_role == "", roles, current_role)
+
+
+def _combine_parts(raw: pd.DataFrame, fields: dict) -> None:
+    """First name + surname fill the full-name field where it is empty."""
+    targets: dict[str, list[str]] = {}
+    for name, spec in fields.items():
+        if spec.get("combine_into"):
+            targets.setdefault(spec["combine_into"], []).append(name)
+    for target, parts in targets.items():
+        combined = join_nonempty([_text_array(raw[p]) for p in parts], " ")
+        current = _text_array(raw[target])
+        raw[target] = np.where(current == "", combined, current)
+
+
+def output_fields(fields: dict) -> list[str]:
+    """Fields that are normalised into output values (name parts only feed their target)."""
+    return [name for name, spec in fields.items() if not spec.get("combine_into")]
+
+
+def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
+    """Raw field text → canonical values, every-valid-value lists, invalid flags and reasons.
+
+    Adds per field F: F (canonical value or None), F__all ('; '-joined valid values) for e-mail
+    and phone fields, F__invalid (bool); plus _reasons (why a row is flagged) and _name_key.
+    """
+    fields = profile_data["fields"]
+    raw = raw.copy()
+    _move_roles(raw, fields)
+    _combine_parts(raw, fields)
+    rows = raw[[c for c in raw.columns if c.startswith("_")]].copy()
+    reasons = []
+    for name in output_fields(fields):
+        field_type = fields[name]["type"]
+        text = _text_array(raw[name])
+        values, all_values, invalid = normalise_column(text, normaliser_for(field_type, profile_data))
+        rows[name] = values
+        if field_type in ("email", "phone"):
+            rows[f"{name}__all"] = all_values
+        rows[f"{name}__invalid"] = invalid
+        if invalid.any():
+            reasons.append(np.where(invalid, _invalid_reason(name, text), ""))
+    rows["_reasons"] = join_nonempty(reasons, "; ") if reasons else np.full(len(rows), "", dtype=object)
+    name_field = name_field_of(profile_data)
+    suffixes = profile_data.get("normalisation", {}).get("legal_suffixes", DEFAULT_LEGAL_SUFFIXES)
+    rows["_name_key"] = _name_keys(rows[name_field], suffixes) if name_field else ""
+    return rows
+
+
+def _invalid_reason(field: str, text: np.ndarray) -> np.ndarray:
+    codes, uniques = pd.factorize(text)
+    messages = np.array([f"invalid {field}: {str(u)[:80]!r}" for u in uniques] + [""], dtype=object)
+    return messages[codes]
+
+
+def _name_keys(names: pd.Series, suffixes) -> np.ndarray:
+    codes, uniques = pd.factorize(names)
+    keys = np.array([name_match_key(str(u), suffixes) for u in uniques] + [""], dtype=object)
+    return keys[codes]
+
+
+def name_field_of(profile_data: dict) -> str | None:
+    """The field organisations are matched on: resolution.blocking_key, else the first org_name field."""
+    declared = profile_data.get("resolution", {}).get("blocking_key")
+    if declared:
+        return declared
+    return next((n for n, s in profile_data["fields"].items() if s["type"] == "org_name"), None)

@@ -1,0 +1,262 @@
+"""Read every spreadsheet of a restored bundle into one frame of raw field text.
+
+Each workbook is opened once with python-calamine and every sheet a profile source asks for is read
+in one pass; only the columns the profile maps are kept, so a million-row bundle stays small in memory.
+Every row keeps its file (relative to the bundle), sheet and 1-based row number as in Excel.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import fnmatch
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from itertools import chain, islice
+from operator import itemgetter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sheetfill.errors import BundleError
+from sheetfill.refine.normalise import join_nonempty
+
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
+HEADER_SCAN_ROWS = 10          # title rows above the header are common in hand-kept sheets
+META_COLUMNS = ["_file", "_sheet", "_row", "_source", "_priority"]
+NON_ALNUM = re.compile(r"[\W_]+")
+
+
+@dataclass
+class SheetInfo:
+    """What happened to one sheet; becomes one entry of RefineResult.sources."""
+    file: str
+    sheet: str
+    rows: int = 0
+    source: str | None = None
+    note: str = "read"
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "sheet": self.sheet, "rows": self.rows, "source": self.source,
+                "note": self.note}
+
+
+def header_key(text) -> str:
+    """'Contact  Email-Address ' and 'contact_email_address' both give 'contactemailaddress'."""
+    folded = unicodedata.normalize("NFKD", str(text).casefold())
+    return NON_ALNUM.sub("", "".join(ch for ch in folded if not unicodedata.combining(ch)))
+
+
+def find_spreadsheets(bundle_dir: Path) -> list[Path]:
+    """Every .xlsx/.csv under the bundle, nested folders included, in a stable order.
+
+    Office lock files (~$x.xlsx) and macOS resource forks (__MACOSX/, ._x.xlsx) are not spreadsheets.
+    """
+    found = []
+    for path in bundle_dir.rglob("*"):
+        relative = path.relative_to(bundle_dir)
+        if path.suffix.lower() not in SPREADSHEET_SUFFIXES or not path.is_file():
+            continue
+        if path.name.startswith(("~$", "._")) or "__MACOSX" in relative.parts:
+            continue
+        found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(bundle_dir).as_posix())
+
+
+class ColumnMapper:
+    """Header → canonical field lookup for one profile source (overrides before synonyms)."""
+
+    def __init__(self, profile_data: dict, source: dict):
+        lookup = {}
+        for field, spec in profile_data["fields"].items():
+            for synonym in [field, *spec.get("synonyms", [])]:
+                lookup.setdefault(header_key(synonym), field)
+        for header, field in (source.get("columns") or {}).items():
+            lookup[header_key(header)] = field        # None: ignore this column in this source
+        self.lookup = lookup
+        self.required = source.get("required", profile_data.get("required", []))
+
+    def field_of(self, header) -> str | None:
+        return self.lookup.get(header_key(header)) if header not in (None, "") else None
+
+    def find_header(self, first_rows: list[list]) -> int | None:
+        """Index of the row (among the first few) that names the most known fields."""
+        best_index, best_hits = None, 0
+        for index, row in enumerate(first_rows):
+            hits = len({self.field_of(cell) for cell in row} - {None})
+            if hits > best_hits:
+                best_index, best_hits = index, hits
+        return best_index
+
+    def columns_by_field(self, header_row: list) -> dict[str, list[int]]:
+        positions: dict[str, list[int]] = {}
+        for index, cell in enumerate(header_row):
+            field = self.field_of(cell)
+            if field:
+                positions.setdefault(field, []).append(index)
+        return positions
+
+
+def match_source(profile_data: dict, file_name: str, sheet_name: str | None) -> dict | None:
+    """First profile source whose file glob (and sheet list, if any) matches."""
+    for source in profile_data["sources"]:
+        if not fnmatch.fnmatch(file_name.casefold(), source["files"].casefold()):
+            continue
+        sheets = source.get("sheets")
+        if sheet_name is None or not sheets or header_key(sheet_name) in {header_key(s) for s in sheets}:
+            return source
+    return None
+
+
+def cell_text(value) -> str:
+    """Calamine cell → text. Whole floats lose '.0' (phone numbers typed as numbers)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def column_text(values: tuple) -> np.ndarray:
+    """Convert one column of cells to text, once per unique cell value."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    texts = np.array([cell_text(v) for v in uniques] + [""], dtype=object)
+    return texts[codes]
+
+
+def rows_to_frame(rows, header_index: int, positions: dict[str, list[int]]) -> pd.DataFrame:
+    """Keep only mapped columns of the rows below the header; drop rows with nothing in them."""
+    flat = [index for cols in positions.values() for index in cols]
+    pick = itemgetter(*flat) if len(flat) > 1 else (lambda row: (row[flat[0]],))
+    width = max(flat) + 1
+    picked = [pick(row) if len(row) >= width else pick(list(row) + [""] * width) for row in rows]
+    first_data_row = header_index + 2         # Excel numbering: header row is header_index + 1
+    if not picked:
+        return pd.DataFrame(columns=["_row", *positions])
+    cells = list(zip(*picked))
+    texts = {index: column_text(column) for index, column in zip(flat, cells)}
+    # several columns feeding one field (Phone + WhatsApp) become one '; '-separated cell
+    data = {field: join_nonempty([texts[i] for i in cols], " ; ") for field, cols in positions.items()}
+    frame = pd.DataFrame(data)
+    frame.insert(0, "_row", np.arange(first_data_row, first_data_row + len(frame), dtype=np.int64))
+    has_value = np.zeros(len(frame), dtype=bool)
+    for column in data.values():
+        has_value |= column != ""
+    return frame[has_value].reset_index(drop=True)
+
+
+def read_table(rows_iter, mapper: ColumnMapper, where: str) -> tuple[pd.DataFrame | None, str]:
+    """Find the header in the first rows, map it, read the rest of the rows under it."""
+    head = list(islice(rows_iter, HEADER_SCAN_ROWS))
+    header_index = mapper.find_header(head)
+    if header_index is None:
+        list(rows_iter)   # drain the iterator so the workbook is released promptly
+        return None, "skipped: no header the profile knows"
+    positions = mapper.columns_by_field(head[header_index])
+    missing = [field for field in mapper.required if field not in positions]
+    if missing:
+        headers = ", ".join(repr(str(h)) for h in head[header_index] if h not in (None, ""))
+        raise BundleError(
+            f"{where}: no column for required field(s) {', '.join(missing)} (headers: {headers}); "
+            f"add the header to that field's synonyms in the data profile"
+        )
+    rows = chain(head[header_index + 1:], rows_iter)
+    return rows_to_frame(rows, header_index, positions), "read"
+
+
+def read_workbook(path: Path, relative: str, profile_data: dict) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    results = []
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        with workbook:
+            for sheet_name in workbook.sheet_names:
+                source = match_source(profile_data, path.name, sheet_name)
+                info = SheetInfo(relative, sheet_name, source=source and source["name"])
+                if source is None:
+                    info.note = "skipped: no profile source"
+                    results.append((info, None))
+                    continue
+                sheet = workbook.get_sheet_by_name(sheet_name)
+                frame, info.note = read_table(iter(sheet.iter_rows()), ColumnMapper(profile_data, source),
+                                              f"{relative} sheet {sheet_name!r}")
+                results.append((info, _tag(frame, info, source)))
+    except CalamineError as exc:
+        raise BundleError(f"{relative}: unreadable workbook ({exc}); re-export it as .xlsx") from None
+    return results
+
+
+def decode_csv(path: Path, relative: str) -> str:
+    raw = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise BundleError(f"{relative}: CSV is neither UTF-8 nor Windows-1252 text; re-save it as UTF-8")
+
+
+def read_csv_file(path: Path, relative: str, profile_data: dict) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
+    text = decode_csv(path, relative)
+    sheet_name = path.stem           # a CSV is one sheet; its name is the file stem
+    source = match_source(profile_data, path.name, None)
+    info = SheetInfo(relative, sheet_name, source=source and source["name"])
+    if source is None:
+        info.note = "skipped: no profile source"
+        return [(info, None)]
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    frame, info.note = read_table(csv.reader(io.StringIO(text), dialect), ColumnMapper(profile_data, source),
+                                  f"{relative}")
+    return [(info, _tag(frame, info, source))]
+
+
+def _tag(frame: pd.DataFrame | None, info: SheetInfo, source: dict) -> pd.DataFrame | None:
+    """Stamp every row with where it came from."""
+    if frame is None:
+        return None
+    info.rows = len(frame)
+    frame.insert(0, "_file", info.file)
+    frame.insert(1, "_sheet", info.sheet)
+    frame["_source"] = source["name"]
+    frame["_priority"] = int(source.get("priority", 0))
+    return frame
+
+
+def read_bundle(bundle_dir: Path, profile_data: dict) -> tuple[pd.DataFrame, list[SheetInfo]]:
+    """All mapped rows of all sheets of all spreadsheets in the bundle, in file/sheet/row order."""
+    bundle_dir = Path(bundle_dir)
+    files = find_spreadsheets(bundle_dir)
+    if not files:
+        raise BundleError(f"{bundle_dir}: no spreadsheets (.xlsx or .csv) in the bundle")
+    sheets, frames = [], []
+    for path in files:
+        relative = path.relative_to(bundle_dir).as_posix()
+        reader = read_csv_file if path.suffix.lower() == ".csv" else read_workbook
+        for info, frame in reader(path, relative, profile_data):
+            sheets.append(info)
+            if frame is not None and len(frame):
+                frames.append(frame)
+    if not frames:
+        read = [f"{s.file}:{s.sheet} ({s.note})" for s in sheets]
+        raise BundleError(f"{bundle_dir}: no sheet has rows the data profile can map; sheets seen: "
+                          + "; ".join(read))
+    fields = list(profile_data["fields"])
+    combined = pd.concat(frames, ignore_index=True, sort=False)
+    for field in fields:
+        if field not in combined:
+            combined[field] = ""
+    combined[fields] = combined[fields].fillna("")
+    return combined[META_COLUMNS + fields], sheets

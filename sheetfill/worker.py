@@ -1,0 +1,194 @@
+"""A warm worker that makes per-bundle jobs cheap on one machine.
+
+Every bundle job is its own Snakemake job (per-bundle resumption, clear failures, cluster-ready),
+but a fresh Python paying `import pandas` & co. on each job would cost more than the refine itself.
+So the job's tiny client (`python -m sheetfill.job`) asks a long-lived server that has imported
+everything once; the server forks a child per request, hands it the client's stdout/stderr
+(the job's log) and its environment, and reports the child's exit code back. The child dies when
+its client dies (Ctrl-C, kill, Snakemake cancelling the job), so nothing outlives the job.
+
+The server is started on demand, is keyed by the sheetfill source files (edited code → new
+server) and exits after IDLE_SECONDS without work. Cluster jobs (SLURM_JOB_ID set) and
+SHEETFILL_WORKER=off run in-process instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+IDLE_SECONDS = 60
+PRELOAD = ("sheetfill.bundle", "sheetfill.refine", "sheetfill.validation", "sheetfill.diff", "pandas",
+           "pyarrow.parquet")
+
+
+def enabled() -> bool:
+    return os.environ.get("SHEETFILL_WORKER", "auto") != "off" and "SLURM_JOB_ID" not in os.environ
+
+
+def socket_path() -> Path:
+    """One server per interpreter + source tree state; short path (AF_UNIX allows ~107 bytes)."""
+    stamp = hashlib.sha256(sys.executable.encode())
+    for source in sorted(PACKAGE.rglob("*.py")):
+        info = source.stat()
+        stamp.update(f"{source}:{info.st_mtime_ns}:{info.st_size}".encode())
+    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / f"sheetfill-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"{stamp.hexdigest()[:16]}.sock"
+
+
+# ---------------------------------------------------------------- client side
+
+def run_via_worker(argv: list[str]) -> int | None:
+    """Run `sheetfill.job` argv in a warm worker; None when no worker can be used."""
+    if not enabled():
+        return None
+    try:
+        path = socket_path()
+        conn = _connect(path) or _start_server_and_connect(path)
+        if conn is None:
+            return None
+        with conn:
+            request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+            socket.send_fds(conn, [len(request).to_bytes(8, "big") + request], [1, 2])
+            reply = conn.makefile("rb").readline()
+        return int(reply) if reply.strip() else None
+    except OSError:
+        return None
+
+
+def _connect(path: Path) -> socket.socket | None:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+        return conn
+    except OSError:
+        conn.close()
+        return None
+
+
+def _start_server_and_connect(path: Path) -> socket.socket | None:
+    """Start the server once even when several jobs start together (a lock file serialises them)."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        conn = _connect(path)
+        if conn:
+            return conn
+        with open(path.with_suffix(".log"), "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "sheetfill.worker", str(path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                env={**os.environ, "PYTHONPATH": str(PACKAGE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")},
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            conn = _connect(path)
+            if conn:
+                return conn
+            time.sleep(0.02)
+    return None
+
+
+# ---------------------------------------------------------------- server side
+
+def serve(path: Path) -> None:
+    import importlib
+
+    for module in PRELOAD:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # still useful: children import what they need themselves
+            print(f"sheetfill worker: could not preload {module}: {exc}", file=sys.stderr)
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(64)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    children: set[int] = set()
+    last_work = time.monotonic()
+    try:
+        while children or time.monotonic() - last_work < IDLE_SECONDS:
+            if selector.select(timeout=1.0):
+                conn, _ = listener.accept()
+                children.add(_fork_child(conn, listener))
+                last_work = time.monotonic()
+            children -= _reaped(children)
+            if children:
+                last_work = time.monotonic()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _reaped(children: set[int]) -> set[int]:
+    done = set()
+    for pid in children:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            done.add(pid)
+    return done
+
+
+def _fork_child(conn: socket.socket, listener: socket.socket) -> int:
+    pid = os.fork()
+    if pid:
+        conn.close()
+        return pid
+    listener.close()
+    code = 1
+    try:
+        code = _serve_one(conn)
+    finally:
+        os._exit(code)
+
+
+def _serve_one(conn: socket.socket) -> int:
+    header, fds, _, _ = socket.recv_fds(conn, 8, 2)
+    size = int.from_bytes(header, "big")
+    payload = b""
+    while len(payload) < size:
+        payload += conn.recv(size - len(payload))
+    request = json.loads(payload)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
+    code = _run_job(request["argv"])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    conn.sendall(f"{code}\n".encode())
+    return code
+
+
+def _die_with_client(conn: socket.socket) -> None:
+    """The client never sends more; EOF means it was killed, so stop working on its job."""
+    if conn.recv(1) == b"":
+        os._exit(1)
+
+
+def _run_job(argv: list[str]) -> int:
+    from sheetfill.job import run_in_process
+
+    try:
+        return run_in_process(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        return 1
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))

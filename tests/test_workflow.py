@@ -1,0 +1,179 @@
+"""End-to-end: real Snakemake runs on generated archives in temporary folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import zipfile
+
+import pandas as pd
+import pytest
+
+from conftest import START, Workflow, make_archives
+
+pytestmark = pytest.mark.slow
+ALL6 = ["2025-09-29--v1", "2025-09-29--v2", "2025-09-30--v1", "2025-09-30--v2", "2025-10-01--v1", "2025-10-01--v2"]
+
+
+def files_outside(root, allowed):
+    return sorted(str(p) for p in root.rglob("*") if not any(p.is_relative_to(a) for a in allowed))
+
+
+def test_dry_run_lists_exactly_the_window_and_writes_nothing(workflow):
+    assert workflow.planned_bundles(since="2025-09-30", until="2025-10-01", versions=["v2"]) == [
+        "2025-09-30--v2", "2025-10-01--v2"]
+    assert workflow.planned_bundles(since="2025-09-30", until="2025-09-30") == ["2025-09-30--v1", "2025-09-30--v2"]
+    assert workflow.planned_bundles() == ALL6
+    assert not workflow.restore.exists()
+
+
+def test_run_builds_outputs_then_second_run_is_a_noop(workflow):
+    workflow.run(since="2025-09-29", until="2025-09-30")
+    built = sorted(p.name for p in (workflow.restore / "outputs").iterdir() if p.is_dir() and p.name != "runs")
+    assert built == ALL6[:4]
+    for bundle in built:
+        out = workflow.outputs(bundle)
+        assert {"refined.xlsx", "refined.parquet", "provenance.json", "bundle.json"} <= {p.name for p in out.iterdir()}
+        assert (workflow.restore / bundle).is_dir()
+        records = pd.read_parquet(out / "refined.parquet")
+        assert len(records) > 0
+        provenance = json.loads((out / "provenance.json").read_text())
+        assert provenance["archive"]["sha256"] and provenance["members"]
+        assert provenance["versions"]["snakemake"] and provenance["profile"]["sha256"]
+    assert (workflow.restore / "data-docs" / "index.html").exists()
+    again = workflow.run(since="2025-09-29", until="2025-09-30")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_changed_archive_reruns_only_its_bundle(workflow, tmp_path):
+    workflow.run()
+    before = {b: workflow.outputs(b).joinpath("refined.parquet").stat().st_mtime_ns for b in ALL6}
+    other = tmp_path / "other"
+    make_archives(other, days=1, versions=("v2",), start=START, seed=7)  # same names, other bytes
+    target = workflow.archives / "2025-09-29" / "hotpass-inputs-v2.zip"
+    target.write_bytes((other / "2025-09-29" / "hotpass-inputs-v2.zip").read_bytes())
+    assert workflow.planned_bundles() == ["2025-09-29--v2"]
+    workflow.run()
+    after = {b: workflow.outputs(b).joinpath("refined.parquet").stat().st_mtime_ns for b in ALL6}
+    assert [b for b in ALL6 if before[b] != after[b]] == ["2025-09-29--v2"]
+
+
+def test_changed_profile_reruns_its_bundles(workflow, tmp_path):
+    from sheetfill.plan import resolve_profile
+
+    profile = tmp_path / "aviation-copy.yaml"
+    profile.write_text(resolve_profile("aviation").read_text())
+    workflow.run(profile=str(profile), until="2025-09-29")
+    assert workflow.planned_bundles(profile=str(profile), until="2025-09-29") == []
+    profile.write_text(profile.read_text() + "\n# governance fix\n")
+    assert workflow.planned_bundles(profile=str(profile), until="2025-09-29") == ALL6[:2]
+
+
+def test_kill_then_resume_gives_identical_outputs(workflow, tmp_path):
+    reference = Workflow(tmp_path / "reference", workflow.archives)
+    reference.run()
+    proc = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any((workflow.restore / "outputs").glob("*/bundle.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list((workflow.restore / "outputs").glob("*/bundle.json")))
+    assert finished < len(ALL6), "the run finished before it could be killed"
+    workflow.run()
+    for bundle in ALL6:
+        ours, theirs = workflow.outputs(bundle), reference.outputs(bundle)
+        assert (ours / "refined.parquet").read_bytes() == (theirs / "refined.parquet").read_bytes()
+        assert pd.read_excel(ours / "refined.xlsx", sheet_name=None).keys() == pd.read_excel(
+            theirs / "refined.xlsx", sheet_name=None).keys()
+        mine, ref = workflow.status(bundle), reference.status(bundle)
+        mine.pop("diff"), ref.pop("diff")  # relative to the previous build, which differs by design
+        assert mine == ref
+    assert not list(workflow.restore.rglob(".*partial*"))
+
+
+def test_scheduled_runs_follow_the_cursor_and_backfills_do_not_move_it(workflow, tmp_path):
+    from sheetfill.cursor import read_cursor
+
+    cursor = workflow.restore / ".sheetfill" / "cursor.json"
+    workflow.run(until="2025-09-30")  # until alone: never past until
+    assert str(read_cursor(cursor)) == "2025-09-30"
+    assert workflow.planned_bundles() == ["2025-10-01--v1", "2025-10-01--v2"]
+    workflow.run()
+    assert str(read_cursor(cursor)) == "2025-10-01"
+    done = workflow.run()
+    assert "Nothing new" in done.stderr
+    make_archives(workflow.archives, days=1, start=START.replace(day=30).replace(month=10), versions=("v1",))
+    assert workflow.planned_bundles() == ["2025-10-30--v1"]
+    workflow.run(since="2025-09-29", until="2025-10-30")  # a backfill
+    assert str(read_cursor(cursor)) == "2025-10-01"
+    reset = subprocess.run(["sheetfill", "cursor", "reset", "--restore-root", str(workflow.restore)],
+                           capture_output=True, text=True)
+    assert reset.returncode == 0 and read_cursor(cursor) is None
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"since": "2025-10-02", "until": "2025-10-01"}, "is after until"),
+        ({"since": "2025-9-31"}, "YYYY-MM-DD"),
+        ({"colour": "blue"}, "Unknown config key 'colour'"),
+        ({"archive_root": "/nonexistent/archives"}, "is not a folder"),
+        ({"since": "2030-01-01"}, "Nearest dates that exist: 2025-10-01"),
+        ({"versions": ["v9"]}, "versions v9 not found"),
+        ({"profile": "nosuch"}, "Data profile 'nosuch' not found"),
+    ],
+)
+def test_bad_input_fails_before_any_job_and_writes_nothing(workflow, config, message):
+    done = workflow.run(check=False, **config)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert not workflow.restore.exists()
+
+
+def test_bad_archives_fail_only_their_bundle(workflow, tmp_path):
+    (workflow.archives / "2025-09-30" / "hotpass-inputs-v1.zip").write_bytes(b"not a zip at all")
+    evil = workflow.archives / "2025-09-30" / "hotpass-inputs-v2.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../escaped.csv", "a,b\n1,2\n")
+    done = workflow.run(check=False)
+    assert done.returncode != 0
+    assert "2025-09-30--v1" in done.stderr and "failed" in done.stderr
+    assert workflow.status("2025-09-30--v1")["status"] == "failed_processing"
+    assert "not a readable zip" in workflow.status("2025-09-30--v1")["error"]
+    assert "'..'" in workflow.status("2025-09-30--v2")["error"]
+    assert [b for b in ALL6 if workflow.status(b)["status"] == "failed_processing"] == ALL6[2:4]
+    assert files_outside(tmp_path, [workflow.restore, workflow.archives, workflow.workdir, tmp_path / "other"]) == []
+    assert (workflow.restore / "data-docs" / "index.html").exists()
+
+
+def test_archive_option_packs_outputs_with_checksums(workflow):
+    import hashlib
+
+    workflow.run(until="2025-09-29", archive=True)
+    for bundle in ALL6[:2]:
+        with zipfile.ZipFile(workflow.restore / "outputs" / f"{bundle}.zip") as zf:
+            names = set(zf.namelist())
+            assert {"refined.xlsx", "refined.parquet", "provenance.json", "SHA256SUMS"} <= names
+            for line in zf.read("SHA256SUMS").decode().splitlines():
+                digest, name = line.split("  ", 1)
+                assert hashlib.sha256(zf.read(name)).hexdigest() == digest
+
+
+def test_flat_layout_with_date_format(tmp_path):
+    root = tmp_path / "flat"
+    pattern = "hotpass-inputs-{date:%Y%m%d}-v{version}.zip"
+    make_archives(root, days=2, versions=("1", "2"), pattern=pattern)
+    flow = Workflow(tmp_path, root)
+    assert flow.planned_bundles(archive_pattern=pattern, versions=["2"]) == ["2025-09-29--2", "2025-09-30--2"]
+
+
+def test_lint_is_clean():
+    done = subprocess.run(["snakemake", "--lint", "--cores", "1"], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Lints for" not in done.stdout + done.stderr
