@@ -23,6 +23,7 @@ PLACEHOLDERS = frozenset({"", "-", "--", "---", "n/a", "na", "none", "nil", "nul
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 WHITESPACE = re.compile(r"\s+")
 MULTI_VALUE_SEPARATORS = re.compile(r"[;,/|\n]+")
+URL_SEPARATORS = re.compile(r"[\s;,|]+")     # '/' belongs to URLs
 NON_ALNUM = re.compile(r"[^0-9a-z]+")
 DIGITS = re.compile(r"\d+")
 ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
@@ -165,7 +166,7 @@ def normalise_phone(text: str, region: str = "ZA") -> Normalised:
 
 def normalise_website(text: str) -> Normalised:
     """https://host/path with the host lower-cased and without 'www.'; e-mail addresses are invalid."""
-    first = MULTI_VALUE_SEPARATORS.split(text.strip())[0].strip().split(" ")[0]
+    first = URL_SEPARATORS.split(text.strip())[0]
     if "@" in first and "://" not in first:
         return Normalised(None, (), True)
     parts = urlsplit(first if "://" in first else f"https://{first}")

@@ -1,0 +1,162 @@
+"""Backfill at scale: Snakemake's cost over the same library calls in one process per core.
+
+    python bench/backfill_bench.py            # all figures (~5 min on 2 cores)
+    python bench/backfill_bench.py --only P5  # one figure
+
+Prints each figure as a ratio measured in this run, with its inputs:
+  P3  wall(snakemake --cores 2, 200 default bundles) / wall(in-process floor, 2 processes)   goal <= 1.5
+  P4  wall of a no-op re-run over 1,000 finished bundles                                    goal <= 2 s
+  P5  snakemake -n over 10,000 bundles: wall and peak RSS                                  goal <= 8 s, 400 MB
+  P6  wall(--cores 1) / wall(--cores 2) on the P3 workload                                  goal >= 1.8
+Generated archives are cached under $SHEETFILL_BENCH_DIR (default /tmp/sheetfill-bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+BENCH = Path(os.environ.get("SHEETFILL_BENCH_DIR", "/tmp/sheetfill-bench"))
+START = dt.date(2020, 1, 1)
+PATTERN = "{date}/hotpass-inputs-{version}.zip"
+
+
+def archives(name: str, bundles: int, scale: float) -> Path:
+    """Generated once and cached: `bundles` archives (2 versions a day) at `scale`."""
+    from sheetfill.sample import generate_archives
+
+    root = BENCH / f"{name}-{bundles}-{scale}"
+    if not (root / ".complete").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        generate_archives(root, start=START, days=bundles // 2, versions=("v1", "v2"), pattern=PATTERN,
+                          scale=scale, seed=1)
+        (root / ".complete").touch()
+    return root
+
+
+def snakemake(root: Path, restore: Path, *args: str) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one snakemake run from the repository."""
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--quiet", "--config",
+               f"archive_root={root}", f"restore_root={restore}"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"snakemake failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def _process_share(jobs: list[tuple[str, str, str, str]]) -> int:
+    from sheetfill.bundle import BundleJob, process_bundle
+    from sheetfill.config import load_settings
+
+    limits = load_settings({"archive_root": jobs[0][0]}, check_paths=False).limits
+    for _, archive, bundle, restore in jobs:
+        restore_root = Path(restore)
+        process_bundle(BundleJob(
+            archive=Path(archive), bundle=bundle, restored=restore_root / bundle,
+            outputs=restore_root / "outputs" / bundle, profile=str(REPO / "config/profiles/aviation.yaml"),
+            limits=limits, window={}, history=None,
+        ))
+    return len(jobs)
+
+
+def in_process_floor(root: Path, restore: Path, cores: int) -> float:
+    """The same library calls for the same bundles, one Python process per core."""
+    from sheetfill.discovery import scan
+
+    found = scan(root, PATTERN)
+    jobs = [(str(root), str(a.path), a.bundle, str(restore)) for a in found]
+    shares = [jobs[i::cores] for i in range(cores)]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(cores) as pool:
+        assert sum(pool.map(_process_share, shares)) == len(jobs)
+    return time.perf_counter() - started
+
+
+def fresh(name: str) -> Path:
+    path = BENCH / "runs" / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def p3_p6(bundles: int) -> dict:
+    root = archives("default", bundles, 1.0)
+    floor = in_process_floor(root, fresh("floor"), cores=2)
+    two, _ = snakemake(root, fresh("cores2"))
+    one, _ = snakemake(root, fresh("cores1"), "--cores", "1")
+    print(f"P3 {bundles} default bundles: snakemake --cores 2 {two:.1f} s, in-process floor {floor:.1f} s "
+          f"-> ratio {two / floor:.2f} (goal <= 1.5)")
+    print(f"P6 --cores 1 {one:.1f} s / --cores 2 {two:.1f} s -> speedup {one / two:.2f} (goal >= 1.8)")
+    return {"P3_ratio": two / floor, "P3_snakemake_s": two, "P3_floor_s": floor, "P6_speedup": one / two,
+            "P6_cores1_s": one}
+
+
+def p4(bundles: int) -> dict:
+    root = archives("small", bundles, 0.05)
+    restore = BENCH / "runs" / f"noop-{bundles}"
+    snakemake(root, restore)  # builds whatever is missing (only the first time)
+    wall, _ = snakemake(root, restore)
+    print(f"P4 no-op re-run over {bundles} finished bundles: {wall:.2f} s (goal <= 2 s)")
+    return {"P4_noop_s": wall}
+
+
+def p5(bundles: int) -> dict:
+    """-n never opens the archives, so one small zip hard-linked 10,000 times stands in for them."""
+    template = next(archives("small", 2, 0.05).rglob("*.zip"))
+    root = BENCH / f"dry-{bundles}"
+    if not (root / ".complete").exists():
+        for i in range(bundles // 2):
+            folder = root / (START + dt.timedelta(days=i)).isoformat()
+            folder.mkdir(parents=True, exist_ok=True)
+            for version in ("v1", "v2"):
+                target = folder / f"hotpass-inputs-{version}.zip"
+                if not target.exists():
+                    os.link(template, target)
+        (root / ".complete").touch()
+    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--quiet", "--config",
+               f"archive_root={root}", f"restore_root={fresh('dry')}"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(done.stderr[-3000:])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"P5 snakemake -n over {bundles} bundles: {wall:.2f} s (goal <= 8 s), peak RSS {peak:.0f} MB "
+          f"(goal <= 400 MB; largest child process of this bench so far)")
+    return {"P5_dry_run_s": wall, "P5_peak_rss_mb": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["P3", "P4", "P5", "P6"], action="append")
+    parser.add_argument("--bundles", type=int, default=200, help="P3/P6 workload")
+    parser.add_argument("--noop-bundles", type=int, default=1000)
+    parser.add_argument("--dry-bundles", type=int, default=10000)
+    args = parser.parse_args()
+    only = set(args.only or ["P3", "P4", "P5", "P6"])
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, {dt.date.today()}")
+    results = {}
+    if only & {"P5"}:
+        results |= p5(args.dry_bundles)  # first: ru_maxrss only grows, so measure it before the others
+    if only & {"P3", "P6"}:
+        results |= p3_p6(args.bundles)
+    if only & {"P4"}:
+        results |= p4(args.noop_bundles)
+    print(json.dumps({k: round(v, 3) for k, v in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
