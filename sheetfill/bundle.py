@@ -92,7 +92,7 @@ def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict) -> dic
     result = refine_bundle(job.restored, profile)
     provenance["sources"] = result.sources
     write_outputs(result, staging)
-    report = validate(result.records, profile, sources=getattr(result, "frames", None))
+    report = validate(result.records, profile, sources=result.frames)
     write_json(staging / "validation.json", report)
     failed = [r for r in report.get("results", []) if not r.get("success")]
     return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("--outputs", type=Path, required=True)
     bundle.add_argument("--profile", required=True)
     bundle.add_argument("--limits", required=True, help="JSON of sheetfill.config.Limits")
-    bundle.add_argument("--window", default="{}", help="JSON describing the run's window (for provenance)")
+    bundle.add_argument("--window", default=os.environ.get("SHEETFILL_WINDOW", "{}"),
+                        help="JSON describing the run's window, for provenance (default: $SHEETFILL_WINDOW)")
     bundle.add_argument("--history", type=Path, default=None)
     pack = sub.add_parser("pack", help="zip one bundle's outputs with SHA256SUMS")
     pack.add_argument("--outputs", type=Path, required=True)

@@ -10,13 +10,11 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sheetfill.config import REPO_ROOT, Settings, load_settings
+from sheetfill.config import Settings, load_settings
 from sheetfill.cursor import read_cursor
 from sheetfill.discovery import Archive, describe_window, explain_empty, scan, select
 from sheetfill.errors import ConfigError
-
-PROFILE_DIR = REPO_ROOT / "config" / "profiles"
-
+from sheetfill.profiles import load_profile
 
 @dataclass(frozen=True)
 class Plan:
@@ -51,22 +49,9 @@ class Plan:
         return json.dumps(self.window(), sort_keys=True)
 
 
-def resolve_profile(ref: str) -> Path:
-    """A data profile name (config/profiles/<name>.yaml) or a path to a YAML file."""
-    looks_like_path = ref.endswith((".yaml", ".yml")) or "/" in ref
-    path = Path(ref) if looks_like_path else PROFILE_DIR / f"{ref}.yaml"
-    if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))) or "none"
-        raise ConfigError(
-            f"Data profile {ref!r} not found (looked for {path}). Use a name from config/profiles/ "
-            f"({names}) or a path to a YAML file: --config profile=path/to/profile.yaml."
-        )
-    return path
-
-
 def make_plan(config: dict) -> Plan:
     settings = load_settings(config)
-    profile_path = resolve_profile(settings.profile)
+    profile_path = load_profile(settings.profile).path  # a broken data profile fails here, before any job
     cursor = read_cursor(settings.cursor_file)
     since = settings.since
     if not settings.backfill and cursor is not None:

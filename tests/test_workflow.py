@@ -62,10 +62,10 @@ def test_changed_archive_reruns_only_its_bundle(workflow, tmp_path):
 
 
 def test_changed_profile_reruns_its_bundles(workflow, tmp_path):
-    from sheetfill.plan import resolve_profile
+    from sheetfill.profiles import resolve_profile_path
 
     profile = tmp_path / "aviation-copy.yaml"
-    profile.write_text(resolve_profile("aviation").read_text())
+    profile.write_text(resolve_profile_path("aviation").read_text())
     workflow.run(profile=str(profile), until="2025-09-29")
     assert workflow.planned_bundles(profile=str(profile), until="2025-09-29") == []
     profile.write_text(profile.read_text() + "\n# governance fix\n")
@@ -125,7 +125,7 @@ def test_scheduled_runs_follow_the_cursor_and_backfills_do_not_move_it(workflow,
         ({"archive_root": "/nonexistent/archives"}, "is not a folder"),
         ({"since": "2030-01-01"}, "Nearest dates that exist: 2025-10-01"),
         ({"versions": ["v9"]}, "versions v9 not found"),
-        ({"profile": "nosuch"}, "Data profile 'nosuch' not found"),
+        ({"profile": "nosuch"}, "profile 'nosuch' not found"),
     ],
 )
 def test_bad_input_fails_before_any_job_and_writes_nothing(workflow, config, message):

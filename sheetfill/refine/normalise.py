@@ -26,6 +26,7 @@ MULTI_VALUE_SEPARATORS = re.compile(r"[;,/|\n]+")
 URL_SEPARATORS = re.compile(r"[\s;,|]+")     # '/' belongs to URLs
 NON_ALNUM = re.compile(r"[^0-9a-z]+")
 DIGITS = re.compile(r"\d+")
+LETTERS = re.compile(r"[^\W\d_]")
 ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
 HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 DEFAULT_LEGAL_SUFFIXES = ("pty", "ltd", "limited", "cc", "inc", "npc", "rf", "llc", "plc", "co", "proprietary")
@@ -153,15 +154,21 @@ def _find_phones(text: str, region: str) -> list[str]:
 
 
 def normalise_phone(text: str, region: str = "ZA") -> Normalised:
-    """E.164 numbers; national numbers are read in the profile's region ('011 555 1234' -> +27115551234)."""
+    """E.164 numbers; national numbers are read in the profile's region ('011 555 1234' -> +27115551234).
+
+    Each '/'- or ';'-separated part is parsed on its own (quick); a cell where that finds nothing
+    but which holds words around the digits goes through phonenumbers' PhoneNumberMatcher.
+    """
     if not DIGITS.search(text):
         return EMPTY          # "n/a", "ask reception": no number was captured
-    # One number is the common case and the quick one; a cell with several goes to the matcher.
-    single = None if MULTI_VALUE_SEPARATORS.search(text) else _parse_single_phone(text, region)
-    found = [single] if single else _find_phones(text, region)
+    parts = [p for p in MULTI_VALUE_SEPARATORS.split(text) if DIGITS.search(p)]
+    parsed = [_parse_single_phone(part, region) for part in parts]
+    found = list(dict.fromkeys(number for number in parsed if number))
+    if not found and LETTERS.search(text):
+        found = _find_phones(text, region)
     if not found:
         return Normalised(None, (), True)
-    return Normalised(found[0], tuple(found))
+    return Normalised(found[0], tuple(found), None in parsed and len(found) < len(parts))
 
 
 def normalise_website(text: str) -> Normalised:

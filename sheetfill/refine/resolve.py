@@ -126,6 +126,21 @@ def cluster_rows(rows: pd.DataFrame, profile_data: dict) -> np.ndarray:
 
 # --------------------------------------------------------------------------- choosing values
 
+def join_by_group(groups: np.ndarray, texts: np.ndarray, separator: str) -> pd.Series:
+    """Join texts per group, keeping their order within a group; indexed by group, sorted.
+
+    A stable sort and one str.join per group: much faster than groupby().agg(str.join).
+    """
+    if not len(groups):
+        return pd.Series(dtype=object)
+    order = np.argsort(groups, kind="stable")
+    groups, texts = groups[order], texts[order].tolist()
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    ends = np.r_[starts[1:], len(groups)].tolist()
+    joined = [separator.join(texts[a:b]) for a, b in zip(starts.tolist(), ends)]
+    return pd.Series(joined, index=groups[starts], dtype=object)
+
+
 def json_text(values: pd.Series | np.ndarray) -> np.ndarray:
     """JSON string literal of each value, computed once per unique value."""
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
@@ -164,8 +179,7 @@ def alternatives_json(ordered: pd.DataFrame, field: str, chosen: pd.Series, clus
                       != chosen.reindex(offered["_cluster"]).to_numpy(dtype=object)]
     result = pd.Series("[]", index=clusters, dtype=object)
     if len(offered):
-        encoded = pd.Series(json_text(offered[field]), index=offered.index)
-        grouped = encoded.groupby(offered["_cluster"].to_numpy(), sort=False).agg(",".join)
+        grouped = join_by_group(offered["_cluster"].to_numpy(), json_text(offered[field]), ",")
         result.loc[grouped.index] = "[" + grouped + "]"
     return result.to_numpy(dtype=object)
 
@@ -178,7 +192,7 @@ def collect_all(ordered: pd.DataFrame, columns: list[str], clusters: np.ndarray)
              for c in columns]
     stacked = pd.concat(parts, ignore_index=True).dropna()
     values = stacked.assign(value=stacked["value"].str.split("; ")).explode("value").drop_duplicates()
-    joined = values.groupby("_cluster", sort=False)["value"].agg("; ".join)
+    joined = join_by_group(values["_cluster"].to_numpy(), values["value"].to_numpy(dtype=object), "; ")
     return joined.reindex(clusters).to_numpy(dtype=object)
 
 
@@ -267,7 +281,7 @@ def build_records(rows: pd.DataFrame, profile_data: dict, output_columns: list[s
     chosen, origin, ordered = choose_values(rows, profile_data)
     clusters = chosen.index.to_numpy()
     refs = row_refs(rows)
-    grouped_refs = pd.Series(refs).groupby(rows["_cluster"].to_numpy(), sort=True)
+    cluster_of_row = rows["_cluster"].to_numpy()
     records = pd.DataFrame({"_cluster": clusters})
     name_field = name_field_of(profile_data)
     key_positions = origin.get(name_field, pd.Series(dtype=np.int64)).reindex(clusters)
@@ -275,15 +289,16 @@ def build_records(rows: pd.DataFrame, profile_data: dict, output_columns: list[s
         key_positions.fillna(0).to_numpy(dtype=np.int64)], "")
     if not profile_data.get("resolution", {}).get("enabled", True):
         chosen_keys = np.full(len(clusters), "", dtype=object)
-    records["record_id"] = record_ids(chosen_keys.astype(object), grouped_refs.first().to_numpy(dtype=object))
+    first_refs = pd.Series(refs).groupby(cluster_of_row, sort=True).first().to_numpy(dtype=object)
+    records["record_id"] = record_ids(chosen_keys.astype(object), first_refs)
     for column in output_columns:
         if column in DERIVED_TYPES:
             sources = [f"{f}__all" for f, s in fields.items() if s["type"] == DERIVED_TYPES[column]]
             records[column] = collect_all(ordered, sources, clusters)
         else:
             records[column] = chosen[column].to_numpy(dtype=object)
-    records["source_count"] = grouped_refs.size().to_numpy(dtype=np.int64)
-    records["source_rows"] = ("[" + grouped_refs.agg(",".join) + "]").to_numpy(dtype=object)
+    records["source_count"] = np.bincount(cluster_of_row)[clusters].astype(np.int64)
+    records["source_rows"] = ("[" + join_by_group(cluster_of_row, refs, ",") + "]").reindex(clusters).to_numpy(dtype=object)
     records["provenance"] = provenance_json(rows, ordered, chosen, origin, refs)
     records["quality_score"], records["flags"] = quality_columns(records, rows, profile_data)
     return records

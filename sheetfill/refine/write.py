@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ EXCEL_MAX_ROWS = 1_048_576            # including the header row
 FIXED_CREATED = dt.datetime(2000, 1, 1)   # workbook metadata must not depend on the clock
 INT_COLUMNS = {"source_count"}
 FLOAT_COLUMNS = {"quality_score"}
+HEADER_COLOUR = "#DDEBF7"
+W3C_DATE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def arrow_table(records: pd.DataFrame):
@@ -73,33 +76,31 @@ def column_widths(records: pd.DataFrame) -> list[float]:
     return widths
 
 
-def summary_rows(result) -> list[tuple]:
+def summary_rows(result) -> list[tuple[str, object]]:
+    """Item/value pairs for the Summary sheet: bundle, profile, counts, quality, sheets read."""
     rows = [("bundle", result.bundle), ("profile", result.profile_name),
             ("profile sha256", result.profile_sha256)]
     rows += [(f"count: {key}", value) for key, value in result.counts.items()]
-    rows += [(f"quality: {key}", value if not isinstance(value, dict) else json.dumps(value, sort_keys=True))
+    rows += [(f"quality: {key}", json.dumps(value, sort_keys=True) if isinstance(value, dict) else value)
              for key, value in result.quality.items()]
     if len(result.records) > EXCEL_MAX_ROWS - 1:
         rows.append(("note", f"Data sheet holds the first {EXCEL_MAX_ROWS - 1} of {len(result.records)} "
                              "records (Excel's row limit); refined.parquet holds them all"))
+    for source in result.sources:
+        rows.append((f"sheet: {source['file']} | {source['sheet']}",
+                     f"{source['rows']} rows, source {source['source'] or '-'}, {source['note']}"))
     return rows
 
 
-def write_xlsx(result, path: Path) -> Path:
-    """Data sheet (frozen, bold, filtered header) and Summary sheet, with xlsxwriter.
-
-    Writer choice is measured in bench/refine_bench.py (see the WRITERS note there).
-    """
+def write_xlsx_xlsxwriter(records: pd.DataFrame, summary: list[tuple], path: Path) -> Path:
+    """Pure-Python writer (fallback). strings_to_formulas=False keeps '=...' cells as text."""
     import xlsxwriter
 
-    records = result.records.head(EXCEL_MAX_ROWS - 1)
     options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
                "strings_to_urls": False}
     workbook = xlsxwriter.Workbook(str(path), options)
-    workbook.set_properties({"title": "sheetfill refined records", "author": "sheetfill",
-                             "created": FIXED_CREATED})
-    header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "bottom": 1, "text_wrap": True,
-                                  "valign": "top"})
+    workbook.set_properties({"created": FIXED_CREATED})
+    header = workbook.add_format({"bold": True, "bg_color": HEADER_COLOUR, "bottom": 1})
     data = workbook.add_worksheet("Data")
     data.freeze_panes(1, 0)
     for index, width in enumerate(column_widths(records)):
@@ -108,21 +109,61 @@ def write_xlsx(result, path: Path) -> Path:
     for number, values in enumerate(cell_rows(records), start=1):
         data.write_row(number, 0, values)
     data.autofilter(0, 0, max(len(records), 1), max(len(records.columns) - 1, 0))
-
-    summary = workbook.add_worksheet("Summary")
-    summary.set_column(0, 0, 28)
-    summary.set_column(1, 4, 40)
-    summary.write_row(0, 0, ["item", "value"], header)
-    row = 1
-    for row, (item, value) in enumerate(summary_rows(result), start=1):
-        summary.write_row(row, 0, [item, value])
-    row += 2
-    summary.write_row(row, 0, ["file", "sheet", "source", "rows", "note"], header)
-    for offset, source in enumerate(result.sources, start=1):
-        summary.write_row(row + offset, 0, [source["file"], source["sheet"], source["source"] or "",
-                                            source["rows"], source["note"]])
+    sheet = workbook.add_worksheet("Summary")
+    sheet.set_column(0, 0, 50)
+    sheet.set_column(1, 1, 60)
+    sheet.write_row(0, 0, ["item", "value"], header)
+    for number, pair in enumerate(summary, start=1):
+        sheet.write_row(number, 0, list(pair))
     workbook.close()
     return path
+
+
+def write_xlsx_rust(records: pd.DataFrame, summary: list[tuple], path: Path) -> Path:
+    """rust_xlsxwriter via rustpy-xlsxwriter: ~6x faster; every str is written as a text cell."""
+    from rustpy_xlsxwriter import FastExcel, Format
+
+    header = Format().set_bold().set_background_color(HEADER_COLOUR).set_border_bottom("thin")
+    summary_frame = pd.DataFrame({"item": [item for item, _ in summary],
+                                  "value": [str(value) for _, value in summary]})
+    (FastExcel(str(path))
+     .freeze(row=1, sheet="Data")
+     .sheet("Data", records, column_widths=column_widths(records), header_format=header, autofilter=True)
+     .sheet("Summary", summary_frame, column_widths=[50.0, 60.0], header_format=header)
+     .save())
+    fix_workbook_dates(path)
+    return path
+
+
+def fix_workbook_dates(path: Path) -> None:
+    """Pin docProps/core.xml's created/modified stamps (the writer has no option for it)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as source:
+        members = [(info.filename, source.read(info)) for info in source.infolist()]
+    stamp = FIXED_CREATED.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    temporary = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(temporary, "w") as target:
+        for name, data in members:
+            if name == "docProps/core.xml":
+                data = W3C_DATE.sub(stamp, data)
+            target.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                            compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+    temporary.replace(path)
+
+
+def rust_writer_available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("rustpy_xlsxwriter") is not None
+
+
+def write_xlsx(result, path: Path, writer: str | None = None) -> Path:
+    """refined.xlsx: Data (frozen bold header, filter) + Summary. Data stops at Excel's row limit."""
+    records = result.records.head(EXCEL_MAX_ROWS - 1)
+    writer = writer or ("rust" if rust_writer_available() else "xlsxwriter")
+    write = write_xlsx_rust if writer == "rust" else write_xlsx_xlsxwriter
+    return write(records, summary_rows(result), path)
 
 
 def write_all(result, out_dir: Path, *, xlsx: bool = True) -> list[Path]:

@@ -12,6 +12,7 @@ rule bundle:
     log:
         f"{RESTORE_ROOT}/logs/bundle/{{bundle}}.log",
     params:
+        python=PYTHON,
         limits=LIMITS_JSON,
         history=f"{RESTORE_ROOT}/.sheetfill/history",
     group:
@@ -22,9 +23,9 @@ rule bundle:
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        "{JOB} bundle --archive {input.archive:q} --bundle {wildcards.bundle} "
+        "{params.python} -m sheetfill.job bundle --archive {input.archive:q} --bundle {wildcards.bundle} "
         "--restored {output.restored:q} --outputs {output.refined:q} --profile {input.profile:q} "
-        "--limits {params.limits:q} --window {WINDOW_JSON:q} --history {params.history:q} > {log:q} 2>&1"
+        "--limits {params.limits:q} --history {params.history:q} > {log:q} 2>&1"
 
 
 rule archive_bundle:
@@ -34,8 +35,10 @@ rule archive_bundle:
         f"{RESTORE_ROOT}/outputs/{{bundle}}.zip",
     log:
         f"{RESTORE_ROOT}/logs/archive/{{bundle}}.log",
+    params:
+        python=PYTHON,
     localrule: True
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        "{JOB} pack --outputs {input:q} --zip {output:q} > {log:q} 2>&1"
+        "{params.python} -m sheetfill.job pack --outputs {input:q} --zip {output:q} > {log:q} 2>&1"

@@ -20,14 +20,22 @@ except SheetfillError as error:
 SETTINGS = PLAN.settings
 RESTORE_ROOT = str(SETTINGS.restore_root).rstrip("/")
 ARCHIVES = {archive.bundle: str(archive.path) for archive in PLAN.archives}
-WINDOW_JSON = PLAN.window_json()  # read by jobs for provenance; deliberately not a rule param
 LIMITS_JSON = json.dumps(asdict(SETTINGS.limits), sort_keys=True)
 # The interpreter running Snakemake (skips e.g. pyenv's 50 ms shim); conda envs bring their own.
 PYTHON = "python" if "conda" in str(workflow.deployment_settings.deployment_method) else sys.executable
-JOB = f"PYTHONPATH={workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}} {PYTHON} -m sheetfill.job"
 
-if SETTINGS.worker == "off":  # jobs inherit the environment; see sheetfill/worker.py
-    os.environ["SHEETFILL_WORKER"] = "off"
+# Run context for the jobs, passed as environment (declared below, so cluster jobs get it too)
+# rather than as params: a bundle built in another window must not count as out of date.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+os.environ["SHEETFILL_WINDOW"] = PLAN.window_json()
+os.environ["SHEETFILL_WORKER"] = SETTINGS.worker
+
+
+envvars:
+    "PYTHONPATH",
+    "SHEETFILL_WINDOW",
+    "SHEETFILL_WORKER",
+
 
 if PLAN.note:
     print(f"sheetfill: {PLAN.note}", file=sys.stderr)

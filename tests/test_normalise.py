@@ -1,0 +1,173 @@
+"""Normalisation and matching functions on the tricky values real captures contain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sheetfill.refine.normalise import (
+    build_province_lookup,
+    clean_text,
+    name_match_key,
+    normalise_column,
+    normalise_date,
+    normalise_email,
+    normalise_org_name,
+    normalise_person_name,
+    normalise_phone,
+    normalise_province,
+    normalise_website,
+    split_role,
+)
+
+PROVINCES = build_province_lookup({"Gauteng": ["GP"], "KwaZulu-Natal": ["KZN", "Natal"],
+                                   "Western Cape": ["WC"]})
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("  Acme   Aviation\u00a0 ", "Acme Aviation"),
+    ("\ufeffSky\u200bways", "Skyways"),
+    ("N/A", None),
+    (" - ", None),
+    ("Cafe\u0301 Air", "Caf\u00e9 Air"),        # decomposed accent composed (NFC)
+])
+def test_clean_text_collapses_whitespace_and_placeholders(raw, expected):
+    assert clean_text(raw) == expected
+
+
+@pytest.mark.parametrize("name", [
+    "Acme Aviation (Pty) Ltd", "ACME  AVIATION PTY LTD.", "acme aviation", "Acmé Aviation (PTY) LIMITED",
+    "Acme-Aviation", " Acme Aviation cc ",
+])
+def test_name_match_key_ignores_case_punctuation_accents_and_legal_suffixes(name):
+    assert name_match_key(name) == "acme aviation"
+
+
+def test_name_match_key_keeps_meaningful_words_and_ampersands():
+    assert name_match_key("Smith & Sons Flight Training") == "smith and sons flight training"
+    assert name_match_key("Ltd") == "ltd"                 # a name that is only a suffix stays
+    assert name_match_key("Limited Edition Aviation") == "limited edition aviation"
+
+
+def test_org_and_person_names_fix_all_caps_and_all_lower_only():
+    assert normalise_org_name("BLUE SKY FLIGHT SCHOOL").value == "Blue Sky Flight School"
+    assert normalise_org_name("blue sky flight school").value == "Blue Sky Flight School"
+    assert normalise_org_name("AeroVision SA").value == "AeroVision SA"
+    assert normalise_person_name("o'brien").value == "O'Brien"
+
+
+def test_split_role_moves_parenthesised_role():
+    assert split_role("Kelly Nguyen (Chief Pilot)") == ("Kelly Nguyen", "Chief Pilot")
+    assert split_role("Kelly Nguyen") == ("Kelly Nguyen", None)
+    assert split_role("(Chief Pilot)") == ("(Chief Pilot)", None)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("+27 (0)11 555 1234", "+27115551234"),
+    ("011 555 1234", "+27115551234"),
+    ("0027 82 123 4567", "+27821234567"),
+    ("27821234567", "+27821234567"),
+    ("821234567", "+27821234567"),            # leading zero eaten by a numeric cell
+    ("tel: 082-123-4567", "+27821234567"),
+    ("+44 20 7946 0958", "+442079460958"),
+])
+def test_phone_to_e164(raw, expected):
+    result = normalise_phone(raw, "ZA")
+    assert (result.value, result.invalid) == (expected, False)
+
+
+def test_phone_cell_with_two_numbers_keeps_both():
+    result = normalise_phone("082 123 4567 / 011 555 1234", "ZA")
+    assert result.value == "+27821234567"
+    assert result.all_values == ("+27821234567", "+27115551234")
+
+
+@pytest.mark.parametrize("raw", ["12", "000", "555-12"])
+def test_invalid_phone_is_flagged_not_dropped_silently(raw):
+    result = normalise_phone(raw, "ZA")
+    assert result.value is None and result.invalid
+
+
+def test_phone_without_digits_is_empty_not_invalid():
+    assert normalise_phone("ask at reception", "ZA") == (None, (), False)
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("John.Doe@Example.COM", "john.doe@example.com"),
+    ("mailto:info@acme.co.za", "info@acme.co.za"),
+    ("MAILTO:Info@Acme.co.za", "info@acme.co.za"),
+    (" info @ acme.co.za ", "info@acme.co.za"),
+    ("<ops@skyways.aero>", "ops@skyways.aero"),
+    ("josé@exämple.com", "josé@exämple.com"),
+])
+def test_email_lower_cased_and_validated(raw, expected):
+    result = normalise_email(raw)
+    assert (result.value, result.invalid) == (expected, False)
+
+
+def test_email_cell_with_several_addresses():
+    result = normalise_email("a@x.co.za; B@Y.CO.ZA, a@x.co.za")
+    assert result.all_values == ("a@x.co.za", "b@y.co.za")
+    assert normalise_email("a@x.co.za b@y.co.za").all_values == ("a@x.co.za", "b@y.co.za")
+
+
+@pytest.mark.parametrize("raw", ["bad@", "no-at-sign.co.za", "a@@b.com", "a@b"])
+def test_invalid_email_flagged(raw):
+    result = normalise_email(raw)
+    assert result.value is None and result.invalid
+
+
+def test_partly_invalid_email_cell_keeps_the_good_one_and_flags():
+    result = normalise_email("good@acme.co.za; broken@")
+    assert result.value == "good@acme.co.za" and result.invalid
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("www.Acme.co.za", "https://acme.co.za"),
+    ("acme.co.za/", "https://acme.co.za"),
+    ("HTTP://www.acme.co.za/contact/", "https://acme.co.za/contact"),
+    ("https://acme.co.za/?lang=en", "https://acme.co.za?lang=en"),
+    ("acme.co.za, www.other.com", "https://acme.co.za"),
+])
+def test_website_canonical_form(raw, expected):
+    result = normalise_website(raw)
+    assert (result.value, result.invalid) == (expected, False)
+
+
+@pytest.mark.parametrize("raw", ["info@acme.co.za", "nope", "http://", "acme .co.za", "ftp://acme.co.za"])
+def test_invalid_website_flagged(raw):
+    assert normalise_website(raw).invalid
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("gauteng", "Gauteng"), ("GP", "Gauteng"), ("Kwa-Zulu  Natal", "KwaZulu-Natal"), ("kzn", "KwaZulu-Natal"),
+    ("Guateng", "Gauteng"), ("W.C.", "Western Cape"),
+])
+def test_province_mapped_to_canonical_list(raw, expected):
+    assert normalise_province(raw, PROVINCES).value == expected
+
+
+def test_unknown_province_flagged():
+    result = normalise_province("Atlantis", PROVINCES)
+    assert result.value is None and result.invalid
+
+
+def test_dates_from_text_and_excel_serials():
+    assert normalise_date("2025-09-29").value == "2025-09-29"
+    assert normalise_date("45929").value == "2025-09-29"
+    assert normalise_date("not a date").invalid
+
+
+def test_normalise_column_calls_the_normaliser_once_per_unique_value():
+    calls = []
+
+    def spy(text):
+        calls.append(text)
+        return normalise_email(text)
+
+    column = np.array(["A@X.CO.ZA", "A@X.CO.ZA", None, "bad@", "A@X.CO.ZA", ""], dtype=object)
+    values, joined, invalid = normalise_column(pd.Series(column), spy)
+    assert list(values) == ["a@x.co.za", "a@x.co.za", None, None, "a@x.co.za", None]
+    assert list(invalid) == [False, False, False, True, False, False]
+    assert sorted(calls) == ["A@X.CO.ZA", "bad@"]
