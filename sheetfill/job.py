@@ -7,14 +7,15 @@ speed: it imports nothing heavy itself, and hands the work to a warm worker when
 
 from __future__ import annotations
 
-import argparse
-import json
+# Imports stay inside functions: this module starts every bundle job, under `python -S`.
 import os
 import sys
-from pathlib import Path
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser():
+    import argparse
+    from pathlib import Path
+
     parser = argparse.ArgumentParser(prog="python -m sheetfill.job")
     sub = parser.add_subparsers(dest="command", required=True)
     bundle = sub.add_parser("bundle", help="restore, refine and validate one bundle")
@@ -33,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_bundle(args: argparse.Namespace) -> int:
+def run_bundle(args) -> int:
+    import json
+
     from sheetfill.bundle import BundleJob, process_bundle
     from sheetfill.config import Limits
 
@@ -47,7 +50,7 @@ def run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_pack(args: argparse.Namespace) -> int:
+def run_pack(args) -> int:
     from sheetfill.packing import pack_outputs
 
     pack_outputs(args.outputs, args.zip)
@@ -55,6 +58,9 @@ def run_pack(args: argparse.Namespace) -> int:
 
 
 def run_in_process(argv: list[str]) -> int:
+    from sheetfill.worker import enable_site
+
+    enable_site()
     args = _parser().parse_args(argv)
     return {"bundle": run_bundle, "pack": run_pack}[args.command](args)
 

@@ -14,20 +14,15 @@ SHEETFILL_WORKER=off run in-process instead.
 
 from __future__ import annotations
 
-import fcntl
+# The client half runs once per job: standard library only, no pathlib/subprocess/threading at import.
 import hashlib
 import json
 import os
-import selectors
 import socket
-import subprocess
 import sys
-import threading
 import time
-import traceback
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
 IDLE_SECONDS = 60
 PRELOAD = ("sheetfill.bundle", "sheetfill.refine", "sheetfill.validation", "sheetfill.diff", "pandas",
            "pyarrow.parquet")
@@ -37,15 +32,16 @@ def enabled() -> bool:
     return os.environ.get("SHEETFILL_WORKER", "auto") != "off" and "SLURM_JOB_ID" not in os.environ
 
 
-def socket_path() -> Path:
+def socket_path() -> str:
     """One server per interpreter + source tree state; short path (AF_UNIX allows ~107 bytes)."""
     stamp = hashlib.sha256(sys.executable.encode())
-    for source in sorted(PACKAGE.rglob("*.py")):
-        info = source.stat()
-        stamp.update(f"{source}:{info.st_mtime_ns}:{info.st_size}".encode())
-    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp") / f"sheetfill-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / f"{stamp.hexdigest()[:16]}.sock"
+    for folder, _, files in sorted(os.walk(PACKAGE)):
+        for name in sorted(f for f in files if f.endswith(".py")):
+            info = os.stat(os.path.join(folder, name))
+            stamp.update(f"{folder}/{name}:{info.st_mtime_ns}:{info.st_size}".encode())
+    runtime = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", f"sheetfill-{os.getuid()}")
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    return os.path.join(runtime, f"{stamp.hexdigest()[:16]}.sock")
 
 
 # ---------------------------------------------------------------- client side
@@ -68,28 +64,33 @@ def run_via_worker(argv: list[str]) -> int | None:
         return None
 
 
-def _connect(path: Path) -> socket.socket | None:
+def _connect(path: str) -> socket.socket | None:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.connect(str(path))
+        conn.connect(path)
         return conn
     except OSError:
         conn.close()
         return None
 
 
-def _start_server_and_connect(path: Path) -> socket.socket | None:
+def _start_server_and_connect(path: str) -> socket.socket | None:
     """Start the server once even when several jobs start together (a lock file serialises them)."""
-    with open(path.with_suffix(".lock"), "w") as lock:
+    import fcntl
+    import subprocess
+
+    stem = path.removesuffix(".sock")
+    with open(stem + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         conn = _connect(path)
         if conn:
             return conn
-        with open(path.with_suffix(".log"), "ab") as log:
+        with open(stem + ".log", "ab") as log:
+            pythonpath = os.pathsep.join(filter(None, [os.path.dirname(PACKAGE), os.environ.get("PYTHONPATH")]))
             subprocess.Popen(
-                [sys.executable, "-m", "sheetfill.worker", str(path)],
+                [sys.executable, "-m", "sheetfill.worker", path],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                env={**os.environ, "PYTHONPATH": str(PACKAGE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")},
+                env={**os.environ, "PYTHONPATH": pythonpath},
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -102,17 +103,19 @@ def _start_server_and_connect(path: Path) -> socket.socket | None:
 
 # ---------------------------------------------------------------- server side
 
-def serve(path: Path) -> None:
+def serve(path: str) -> None:
     import importlib
+    import selectors
 
+    enable_site()  # the server needs site-packages even when the client ran with python -S
     for module in PRELOAD:
         try:
             importlib.import_module(module)
         except ImportError as exc:  # still useful: children import what they need themselves
             print(f"sheetfill worker: could not preload {module}: {exc}", file=sys.stderr)
-    path.unlink(missing_ok=True)
+    _remove(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    listener.bind(path)
     listener.listen(64)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -128,7 +131,22 @@ def serve(path: Path) -> None:
             if children:
                 last_work = time.monotonic()
     finally:
-        path.unlink(missing_ok=True)
+        _remove(path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def enable_site() -> None:
+    """Job clients start with `python -S` (site costs ~30 ms a job); heavy work needs site-packages."""
+    if sys.flags.no_site:
+        import site
+
+        site.main()
 
 
 def _reaped(children: set[int]) -> set[int]:
@@ -164,6 +182,8 @@ def _serve_one(conn: socket.socket) -> int:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    import threading
+
     threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
     code = _run_job(request["argv"])
     sys.stdout.flush()
@@ -186,9 +206,11 @@ def _run_job(argv: list[str]) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except BaseException:
+        import traceback
+
         traceback.print_exc()
         return 1
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]))
+    serve(sys.argv[1])

@@ -277,10 +277,15 @@ def _normalise_cell(value, normaliser) -> Normalised:
 
 def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
     """Element-wise join of text columns, skipping empty strings (no separator dangling)."""
-    joined = columns[0]
+    joined = np.asarray(columns[0], dtype=object)
     for extra in columns[1:]:
-        both = (joined != "") & (extra != "")
-        joined = np.where(joined == "", extra, np.where(both, joined + separator + extra, joined))
+        extra = np.asarray(extra, dtype=object)
+        has_extra = extra != ""
+        both = has_extra & (joined != "")
+        result = np.where(joined == "", extra, joined)
+        if both.any():      # concatenate only where both sides have text: usually a small share
+            result[both] = joined[both] + separator + extra[both]
+        joined = result
     return joined
 
 

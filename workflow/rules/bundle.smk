@@ -23,7 +23,7 @@ rule bundle:
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        "{params.python} -m sheetfill.job bundle --archive {input.archive:q} --bundle {wildcards.bundle} "
+        "{params.python} -S -m sheetfill.job bundle --archive {input.archive:q} --bundle {wildcards.bundle} "
         "--restored {output.restored:q} --outputs {output.refined:q} --profile {input.profile:q} "
         "--limits {params.limits:q} --history {params.history:q} > {log:q} 2>&1"
 
@@ -41,4 +41,4 @@ rule archive_bundle:
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        "{params.python} -m sheetfill.job pack --outputs {input:q} --zip {output:q} > {log:q} 2>&1"
+        "{params.python} -S -m sheetfill.job pack --outputs {input:q} --zip {output:q} > {log:q} 2>&1"
