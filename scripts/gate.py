@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - inject
 from sheetfill.runs import close_run  # noqa: E402
 
 text, ok = close_run(
-    bundle_dirs=[Path(p) for p in snakemake.input.bundles],  # noqa: F821
+    bundle_dirs=[Path(p) for p in snakemake.params.bundles],  # noqa: F821
     window=snakemake.params.window,  # noqa: F821
     record=Path(snakemake.output[0]),  # noqa: F821
     cursor_file=Path(snakemake.params.cursor_file),  # noqa: F821

@@ -36,6 +36,13 @@ class Plan:
         versions = "+".join(self.settings.versions) if self.settings.versions else "all"
         return f"{self.since or 'first'}_{self.until or 'newest'}_{versions}"
 
+    def archive_input_pattern(self) -> str | None:
+        """The archive path as a Snakemake pattern over {date} and {version}, when dates are ISO."""
+        pattern = self.settings.archive_pattern
+        if "{date}" not in pattern:
+            return None  # a strftime format: the rule looks the path up instead
+        return str(self.settings.archive_root / pattern)
+
     def window(self) -> dict:
         return {
             "since": self.since.isoformat() if self.since else None,

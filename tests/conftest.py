@@ -54,7 +54,8 @@ class Workflow:
     def planned_bundles(self, **config) -> list[str]:
         """Bundle ids a dry run would (re)build."""
         done = self.run("-n", **config)
-        return sorted(set(re.findall(r"bundle=(\d{4}-\d{2}-\d{2}--[^\s,]+)", done.stdout + done.stderr)))
+        found = re.findall(r"date=(\d{4}-\d{2}-\d{2}), version=([^\s,]+)", done.stdout + done.stderr)
+        return sorted({f"{date}--{version}" for date, version in found})
 
     def outputs(self, bundle: str) -> Path:
         return self.restore / "outputs" / bundle

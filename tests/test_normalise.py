@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from sheetfill.refine.normalise import (
@@ -55,6 +54,9 @@ def test_org_and_person_names_fix_all_caps_and_all_lower_only():
     assert normalise_org_name("blue sky flight school").value == "Blue Sky Flight School"
     assert normalise_org_name("AeroVision SA").value == "AeroVision SA"
     assert normalise_person_name("o'brien").value == "O'Brien"
+    assert normalise_person_name("john SMITH").value == "John Smith"
+    assert normalise_person_name("jan VAN DER merwe").value == "Jan van der Merwe"
+    assert normalise_person_name("Ronald McDonald").value == "Ronald McDonald"
 
 
 def test_split_role_moves_parenthesised_role():
@@ -159,15 +161,31 @@ def test_dates_from_text_and_excel_serials():
     assert normalise_date("not a date").invalid
 
 
-def test_normalise_column_calls_the_normaliser_once_per_unique_value():
+def test_normalise_column_calls_the_library_once_per_distinct_value(monkeypatch):
+    import sheetfill.refine.normalise as module
+
     calls = []
 
     def spy(text):
         calls.append(text)
         return normalise_email(text)
 
-    column = np.array(["A@X.CO.ZA", "A@X.CO.ZA", None, "bad@", "A@X.CO.ZA", ""], dtype=object)
-    values, joined, invalid = normalise_column(pd.Series(column), spy)
-    assert list(values) == ["a@x.co.za", "a@x.co.za", None, None, "a@x.co.za", None]
-    assert list(invalid) == [False, False, False, True, False, False]
-    assert sorted(calls) == ["A@X.CO.ZA", "bad@"]
+    monkeypatch.setattr(module, "normalise_email", spy)
+    column = np.array(["A@X.CO.ZA", "a@x.co.za ", None, "bad@", "A@X.CO.ZA", "", "n/a"], dtype=object)
+    values, joined, invalid = normalise_column(column, "email", {})
+    assert list(values) == ["a@x.co.za", "a@x.co.za", None, None, "a@x.co.za", None, None]
+    assert list(invalid) == [False, False, False, True, False, False, False]
+    assert sorted(calls) == ["a@x.co.za", "bad@"]       # case/space variants share one call
+
+
+def test_large_columns_give_the_same_result_in_parallel(monkeypatch):
+    import sheetfill.refine.parallel as parallel
+
+    phones = np.array([f"0{820000000 + i}" for i in range(30_000)] + ["12"], dtype=object)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_COST", 0)
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    spread = normalise_column(phones, "phone", {})
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "1")
+    single = normalise_column(phones, "phone", {})
+    assert all((a == b).all() for a, b in zip(spread, single))
+    assert spread[0][0] == "+27820000000" and spread[2][-1]

@@ -10,10 +10,11 @@ phonenumbers, email-validator, rapidfuzz, pyarrow, xlsxwriter) are imported wher
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RefineResult", "refine_bundle", "write_outputs"]
+__all__ = ["RefineResult", "preload", "refine_bundle", "write_outputs"]
 
 
 @dataclass
@@ -28,6 +29,30 @@ class RefineResult:
     profile_sha256: str = ""
     bundle: str = ""
     timings: dict = field(default_factory=dict)   # seconds per stage
+
+
+class SourceFrames(Mapping):
+    """{source name: that source's normalised rows}, each built only when asked for.
+
+    Columns: _file, _sheet, _row and the canonical fields. Validation reads it for expectations
+    with `source:`; building every frame up front would copy a million-row bundle once more.
+    """
+
+    def __init__(self, rows, names: list[str]):
+        self._rows = rows
+        self._names = [n for n in names if (rows["_source"] == n).any()]
+
+    def __getitem__(self, name):
+        if name not in self._names:
+            raise KeyError(name)
+        selected = self._rows[self._rows["_source"] == name]
+        return selected.drop(columns="_source").reset_index(drop=True)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
 
 
 def refine_bundle(bundle_dir, profile) -> RefineResult:
@@ -55,8 +80,7 @@ def refine_bundle(bundle_dir, profile) -> RefineResult:
     timings["resolve"] = time.perf_counter() - started
 
     visible = ["_file", "_sheet", "_row", *output_fields(profile.data["fields"])]
-    frames = {name: group[visible].reset_index(drop=True)
-              for name, group in rows.groupby("_source", sort=True)}
+    frames = SourceFrames(rows[["_source", *visible]], [s["name"] for s in profile.sources])
     return RefineResult(
         records=resolution.records, rejected=resolution.rejected, counts=resolution.counts,
         quality=resolution.quality, sources=[s.as_dict() for s in sheets], frames=frames,
@@ -69,3 +93,24 @@ def write_outputs(result: RefineResult, out_dir, *, xlsx: bool = True) -> list[P
     from sheetfill.refine.write import write_all
 
     return write_all(result, Path(out_dir), xlsx=xlsx)
+
+
+def preload(profile=None) -> None:
+    """Import the refine libraries and warm their lazy tables (phone metadata, IDNA data).
+
+    For long-lived processes (sheetfill.worker) so that forked jobs start warm; a plain one-off
+    refine does not need it.
+    """
+    import pyarrow.parquet  # noqa: F401
+    import python_calamine  # noqa: F401
+    import rapidfuzz.process  # noqa: F401
+
+    from sheetfill.refine import read, resolve, write  # noqa: F401
+    from sheetfill.refine.normalise import normalise_email, normalise_phone, normalise_website
+
+    region = profile.phone_region if profile is not None else "ZA"
+    normalise_phone("011 555 1234", region)
+    normalise_email("warm@example.org")
+    normalise_website("www.example.org")
+    if write.rust_writer_available():
+        import rustpy_xlsxwriter  # noqa: F401

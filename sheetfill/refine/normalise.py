@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -26,6 +26,7 @@ MULTI_VALUE_SEPARATORS = re.compile(r"[;,/|\n]+")
 URL_SEPARATORS = re.compile(r"[\s;,|]+")     # '/' belongs to URLs
 NON_ALNUM = re.compile(r"[^0-9a-z]+")
 DIGITS = re.compile(r"\d+")
+PHONE_PUNCTUATION = re.compile(r"[\s.\-]+")
 LETTERS = re.compile(r"[^\W\d_]")
 ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
 HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -65,8 +66,26 @@ def normalise_org_name(text: str) -> Normalised:
     return Normalised(name, (name,))
 
 
+NAME_PARTICLES = frozenset({"van", "der", "den", "de", "du", "le", "la", "von", "da", "dos", "das"})
+
+
+def fix_person_case(text: str) -> str:
+    """Word by word: 'john SMITH' -> 'John Smith', 'jan van der merwe' -> 'Jan van der Merwe';
+    words already in mixed case ('McDonald') are left as typed."""
+    words = text.split(" ")
+    fixed = []
+    for position, word in enumerate(words):
+        if position and word.casefold() in NAME_PARTICLES and (word.islower() or word.isupper()):
+            fixed.append(word.lower())
+        elif word.isupper() or word.islower():
+            fixed.append(word.title())
+        else:
+            fixed.append(word)
+    return " ".join(fixed)
+
+
 def normalise_person_name(text: str) -> Normalised:
-    name = fix_case(text)
+    name = fix_person_case(text)
     return Normalised(name, (name,))
 
 
@@ -88,8 +107,7 @@ def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> s
     folded = unicodedata.normalize("NFKD", text.casefold().replace("&", " and "))
     ascii_text = "".join(ch for ch in folded if not unicodedata.combining(ch))
     tokens = NON_ALNUM.sub(" ", ascii_text).split()
-    suffixes = set(legal_suffixes)
-    while len(tokens) > 1 and tokens[-1] in suffixes:
+    while len(tokens) > 1 and tokens[-1] in legal_suffixes:
         tokens.pop()
     return " ".join(tokens)
 
@@ -244,6 +262,9 @@ def normaliser_for(field_type: str, profile_data: dict) -> Callable[[str], Norma
     if field_type == "province":
         lookup = build_province_lookup(settings.get("provinces", {}))
         return lambda text: normalise_province(text, lookup)
+    if field_type == "match_key":
+        suffixes = frozenset(settings.get("legal_suffixes", DEFAULT_LEGAL_SUFFIXES))
+        return lambda text: Normalised(name_match_key(text, suffixes) or None)
     return {
         "org_name": normalise_org_name,
         "person_name": normalise_person_name,
@@ -255,24 +276,86 @@ def normaliser_for(field_type: str, profile_data: dict) -> Callable[[str], Norma
     }[field_type]
 
 
-def normalise_column(raw: pd.Series, normaliser: Callable[[str], Normalised]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Normalise a column once per unique raw value.
+def email_cache_key(text: str) -> str:
+    return " ".join(text.casefold().split())
 
-    Returns three aligned object/bool arrays: canonical value (None if none), every valid value
-    joined with '; ' (None if none), and an invalid flag.
+
+def website_cache_key(text: str) -> str:
+    """Scheme, 'www.' and a trailing slash do not change the canonical website."""
+    key = text.casefold().strip()
+    for prefix in ("https://", "http://", "www."):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    return key.rstrip("/")
+
+
+def phone_cache_key(text: str) -> str:
+    """Spaces, dashes and dots between digits do not change the number."""
+    return PHONE_PUNCTUATION.sub("", text)
+
+
+# Cheap canonicalisation applied before the library call, so that spelling variants of one value
+# ("INFO@X.CO.ZA " / "info@x.co.za") cost one library call, not one each.
+CACHE_KEYS = {"email": email_cache_key, "website": website_cache_key, "phone": phone_cache_key}
+# Rough microseconds per distinct value, used to share the work out evenly over processes.
+COST_PER_VALUE = {"email": 20, "phone": 20, "website": 8, "org_name": 4, "match_key": 4}
+CHUNK = 50_000
+
+
+def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> list[Normalised]:
+    """clean_text → cache key → library normaliser, one library call per distinct key."""
+    normaliser = normaliser_for(field_type, profile_data)
+    cache_key = CACHE_KEYS.get(field_type)
+    cache: dict[str, Normalised] = {}
+    results = []
+    for value in values:
+        text = clean_text(value)
+        if text is None:
+            results.append(EMPTY)
+            continue
+        key = cache_key(text) if cache_key else text
+        result = cache.get(key)
+        if result is None:
+            result = cache[key] = normaliser(key)
+        results.append(result)
+    return results
+
+
+def normalise_column(raw, field_type: str, profile_data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One column, normalised once per unique value: see normalise_columns."""
+    return normalise_columns({"column": (raw, field_type)}, profile_data)["column"]
+
+
+def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str, tuple[np.ndarray, ...]]:
+    """{name: (raw values, field type)} → {name: (canonical values, '; '-joined valid values, invalid)}.
+
+    Each column is factorised, its distinct values are normalised (in chunks, spread over the CPU
+    cores when there are many), and the results are mapped back onto the rows.
     """
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    results = [_normalise_cell(value, normaliser) for value in uniques]
-    values = np.array([r.value for r in results] + [None], dtype=object)
-    joined = np.array(["; ".join(r.all_values) or None for r in results] + [None], dtype=object)
-    invalid = np.array([r.invalid for r in results] + [False], dtype=bool)
-    # code -1 (missing) indexes the trailing sentinel entry
-    return values[codes], joined[codes], invalid[codes]
+    from sheetfill.refine.parallel import run_tasks
 
-
-def _normalise_cell(value, normaliser) -> Normalised:
-    text = clean_text(value)
-    return EMPTY if text is None else normaliser(text)
+    factorised = {name: pd.factorize(np.asarray(raw, dtype=object), use_na_sentinel=True)
+                  for name, (raw, _) in columns.items()}
+    tasks, costs, owners = [], [], []
+    for name, (_, field_type) in columns.items():
+        uniques = list(factorised[name][1])
+        for start in range(0, max(len(uniques), 1), CHUNK):
+            tasks.append((uniques[start:start + CHUNK], field_type))
+            costs.append(len(uniques[start:start + CHUNK]) * COST_PER_VALUE.get(field_type, 3))
+            owners.append(name)
+    outputs = run_tasks(lambda task: normalise_values(task[0], task[1], profile_data), tasks, costs)
+    per_column: dict[str, list[Normalised]] = {name: [] for name in columns}
+    for name, output in zip(owners, outputs):
+        per_column[name].extend(output)
+    result = {}
+    for name, normalised in per_column.items():
+        codes = factorised[name][0]
+        values = np.array([r.value for r in normalised] + [None], dtype=object)
+        joined = np.array(["; ".join(r.all_values) or None for r in normalised] + [None], dtype=object)
+        invalid = np.array([r.invalid for r in normalised] + [False], dtype=bool)
+        # code -1 (missing) indexes the trailing sentinel entry
+        result[name] = (values[codes], joined[codes], invalid[codes])
+    return result
 
 
 def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
@@ -287,6 +370,16 @@ def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
             result[both] = joined[both] + separator + extra[both]
         joined = result
     return joined
+
+
+def object_frame(columns: dict) -> pd.DataFrame:
+    """DataFrame that keeps each numpy column's dtype: text stays `object`.
+
+    pandas 3 would otherwise convert every text column to its Arrow string dtype and back again at
+    each numpy step, which costs more than the work itself on a million rows.
+    """
+    return pd.DataFrame({name: pd.Series(np.asarray(values), dtype=np.asarray(values).dtype, copy=False)
+                         for name, values in columns.items()})
 
 
 def _text_array(series: pd.Series) -> np.ndarray:
@@ -335,23 +428,27 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
     raw = raw.copy()
     _move_roles(raw, fields)
     _combine_parts(raw, fields)
-    rows = raw[[c for c in raw.columns if c.startswith("_")]].copy()
-    reasons = []
-    for name in output_fields(fields):
-        field_type = fields[name]["type"]
-        text = _text_array(raw[name])
-        values, all_values, invalid = normalise_column(text, normaliser_for(field_type, profile_data))
-        rows[name] = values
-        if field_type in ("email", "phone"):
-            rows[f"{name}__all"] = all_values
-        rows[f"{name}__invalid"] = invalid
-        if invalid.any():
-            reasons.append(np.where(invalid, _invalid_reason(name, text), ""))
-    rows["_reasons"] = join_nonempty(reasons, "; ") if reasons else np.full(len(rows), "", dtype=object)
+    columns = {name: raw[name].to_numpy() for name in raw.columns if name.startswith("_")}
+    texts = {name: _text_array(raw[name]) for name in output_fields(fields)}
+    jobs = {name: (texts[name], fields[name]["type"]) for name in texts}
     name_field = name_field_of(profile_data)
-    suffixes = profile_data.get("normalisation", {}).get("legal_suffixes", DEFAULT_LEGAL_SUFFIXES)
-    rows["_name_key"] = _name_keys(rows[name_field], suffixes) if name_field else ""
-    return rows
+    if name_field:
+        # the match key depends only on the cleaned text, so it is computed alongside the fields
+        jobs["_name_key"] = (texts[name_field], "match_key")
+    normalised = normalise_columns(jobs, profile_data)
+    name_keys = normalised.pop("_name_key", None)
+    reasons = []
+    for name, (values, all_values, invalid) in normalised.items():
+        columns[name] = values
+        if fields[name]["type"] in ("email", "phone"):
+            columns[f"{name}__all"] = all_values
+        columns[f"{name}__invalid"] = invalid
+        if invalid.any():
+            reasons.append(np.where(invalid, _invalid_reason(name, texts[name]), ""))
+    columns["_reasons"] = join_nonempty(reasons, "; ") if reasons else np.full(len(raw), "", dtype=object)
+    columns["_name_key"] = (np.where(present_mask(name_keys[0]), name_keys[0], "") if name_keys
+                            else np.full(len(raw), "", dtype=object))
+    return object_frame(columns)
 
 
 def _invalid_reason(field: str, text: np.ndarray) -> np.ndarray:
@@ -360,10 +457,8 @@ def _invalid_reason(field: str, text: np.ndarray) -> np.ndarray:
     return messages[codes]
 
 
-def _name_keys(names: pd.Series, suffixes) -> np.ndarray:
-    codes, uniques = pd.factorize(names)
-    keys = np.array([name_match_key(str(u), suffixes) for u in uniques] + [""], dtype=object)
-    return keys[codes]
+def present_mask(values: np.ndarray) -> np.ndarray:
+    return ~pd.isna(values)
 
 
 def name_field_of(profile_data: dict) -> str | None:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sheetfill.errors import BundleError
-from sheetfill.refine.normalise import join_nonempty
+from sheetfill.refine.normalise import join_nonempty, object_frame
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
 HEADER_SCAN_ROWS = 10          # title rows above the header are common in hand-kept sheets
@@ -146,12 +146,11 @@ def rows_to_frame(rows, header_index: int, positions: dict[str, list[int]]) -> p
     texts = {index: column_text(column) for index, column in zip(flat, cells)}
     # several columns feeding one field (Phone + WhatsApp) become one '; '-separated cell
     data = {field: join_nonempty([texts[i] for i in cols], " ; ") for field, cols in positions.items()}
-    frame = pd.DataFrame(data)
-    frame.insert(0, "_row", np.arange(first_data_row, first_data_row + len(frame), dtype=np.int64))
-    has_value = np.zeros(len(frame), dtype=bool)
+    has_value = np.zeros(len(picked), dtype=bool)
     for column in data.values():
         has_value |= column != ""
-    return frame[has_value].reset_index(drop=True)
+    numbers = np.arange(first_data_row, first_data_row + len(picked), dtype=np.int64)
+    return object_frame({"_row": numbers[has_value], **{f: c[has_value] for f, c in data.items()}})
 
 
 def read_table(rows_iter, mapper: ColumnMapper, where: str) -> tuple[pd.DataFrame | None, str]:
@@ -228,16 +227,18 @@ def _tag(frame: pd.DataFrame | None, info: SheetInfo, source: dict) -> pd.DataFr
     if frame is None:
         return None
     info.rows = len(frame)
-    frame.insert(0, "_file", info.file)
-    frame.insert(1, "_sheet", info.sheet)
-    frame["_source"] = source["name"]
-    frame["_priority"] = int(source.get("priority", 0))
+    frame.insert(0, "_file", pd.Series(np.full(len(frame), info.file, dtype=object), dtype=object))
+    frame.insert(1, "_sheet", pd.Series(np.full(len(frame), info.sheet, dtype=object), dtype=object))
+    frame["_source"] = pd.Series(np.full(len(frame), source["name"], dtype=object), dtype=object)
+    frame["_priority"] = np.full(len(frame), int(source.get("priority", 0)), dtype=np.int64)
     return frame
 
 
 def read_bundle(bundle_dir: Path, profile_data: dict) -> tuple[pd.DataFrame, list[SheetInfo]]:
     """All mapped rows of all sheets of all spreadsheets in the bundle, in file/sheet/row order."""
     bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise BundleError(f"{bundle_dir}: not a folder (expected a restored bundle)")
     files = find_spreadsheets(bundle_dir)
     if not files:
         raise BundleError(f"{bundle_dir}: no spreadsheets (.xlsx or .csv) in the bundle")
@@ -254,9 +255,9 @@ def read_bundle(bundle_dir: Path, profile_data: dict) -> tuple[pd.DataFrame, lis
         raise BundleError(f"{bundle_dir}: no sheet has rows the data profile can map; sheets seen: "
                           + "; ".join(read))
     fields = list(profile_data["fields"])
-    combined = pd.concat(frames, ignore_index=True, sort=False)
-    for field in fields:
-        if field not in combined:
-            combined[field] = ""
-    combined[fields] = combined[fields].fillna("")
-    return combined[META_COLUMNS + fields], sheets
+    empty = np.array([""], dtype=object)
+    columns = {}
+    for name in META_COLUMNS + fields:
+        parts = [f[name].to_numpy() if name in f else np.repeat(empty, len(f)) for f in frames]
+        columns[name] = np.concatenate(parts)
+    return object_frame(columns), sheets

@@ -124,8 +124,8 @@ def write_xlsx_rust(records: pd.DataFrame, summary: list[tuple], path: Path) -> 
     from rustpy_xlsxwriter import FastExcel, Format
 
     header = Format().set_bold().set_background_color(HEADER_COLOUR).set_border_bottom("thin")
-    summary_frame = pd.DataFrame({"item": [item for item, _ in summary],
-                                  "value": [str(value) for _, value in summary]})
+    summary_frame = pd.DataFrame({"item": pd.Series([item for item, _ in summary], dtype=object),
+                                  "value": pd.Series([value for _, value in summary], dtype=object)})
     (FastExcel(str(path))
      .freeze(row=1, sheet="Data")
      .sheet("Data", records, column_widths=column_widths(records), header_format=header, autofilter=True)

@@ -4,37 +4,32 @@
 
 rule bundle:
     input:
-        archive=archive_of,
+        archive=ARCHIVE_INPUT,
         profile=PLAN.profile_path,
     output:
-        restored=directory(f"{RESTORE_ROOT}/{{bundle}}"),
-        refined=directory(f"{RESTORE_ROOT}/outputs/{{bundle}}"),
+        restored=directory(f"{RESTORE_ROOT}/{{date}}--{{version}}"),
+        refined=directory(f"{RESTORE_ROOT}/outputs/{{date}}--{{version}}"),
     log:
-        f"{RESTORE_ROOT}/logs/bundle/{{bundle}}.log",
+        f"{RESTORE_ROOT}/logs/bundle/{{date}}--{{version}}.log",
     params:
         python=PYTHON,
         limits=LIMITS_JSON,
         history=f"{RESTORE_ROOT}/.sheetfill/history",
-    group:
-        "bundles"
-    resources:
-        mem_mb=1000,
-        runtime=10,
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        "{params.python} -S -m sheetfill.job bundle --archive {input.archive:q} --bundle {wildcards.bundle} "
+        "{params.python} -S -m sheetfill.job bundle --archive {input.archive:q} --bundle {wildcards.date}--{wildcards.version} "
         "--restored {output.restored:q} --outputs {output.refined:q} --profile {input.profile:q} "
         "--limits {params.limits:q} --history {params.history:q} > {log:q} 2>&1"
 
 
 rule archive_bundle:
     input:
-        f"{RESTORE_ROOT}/outputs/{{bundle}}",
+        f"{RESTORE_ROOT}/outputs/{{date}}--{{version}}",
     output:
-        f"{RESTORE_ROOT}/outputs/{{bundle}}.zip",
+        f"{RESTORE_ROOT}/outputs/{{date}}--{{version}}.zip",
     log:
-        f"{RESTORE_ROOT}/logs/archive/{{bundle}}.log",
+        f"{RESTORE_ROOT}/logs/archive/{{date}}--{{version}}.log",
     params:
         python=PYTHON,
     localrule: True

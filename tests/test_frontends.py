@@ -1,0 +1,54 @@
+"""The CLI and the Python API drive the same workflow and report per-bundle results."""
+
+import subprocess
+
+import pytest
+
+import sheetfill
+from sheetfill.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+
+def test_python_api_runs_the_window_and_reports_each_bundle(archives, tmp_path):
+    restore = tmp_path / "restore"
+    planned = sheetfill.run(since="2025-09-30", until="2025-10-01", versions=["v1"], dry_run=True,
+                            archive_root=archives, restore_root=restore)
+    assert [(b.bundle, b.status) for b in planned.bundles] == [("2025-09-30--v1", "planned"),
+                                                                ("2025-10-01--v1", "planned")]
+    assert not restore.exists()
+    result = sheetfill.run(since="2025-09-30", until="2025-10-01", versions=["v1"], cores=2,
+                           archive_root=archives, restore_root=restore)
+    assert result.ok and [b.status for b in result.bundles] == ["ok", "ok"]
+    assert all((b.outputs / "refined.parquet").exists() for b in result.bundles)
+
+
+def test_python_api_reports_failed_bundles_and_bad_input(archives, tmp_path):
+    (archives / "2025-09-29" / "hotpass-inputs-v2.zip").write_bytes(b"garbage")
+    result = sheetfill.run(until="2025-09-29", archive_root=archives, restore_root=tmp_path / "r", cores=2)
+    assert not result.ok
+    assert [(b.bundle, b.status) for b in result.failed] == [("2025-09-29--v2", "failed_processing")]
+    assert "not a readable zip" in result.failed[0].error
+    with pytest.raises(ConfigError, match="is after until"):
+        sheetfill.run(since="2025-10-01", until="2025-09-01", archive_root=archives, restore_root=tmp_path / "r")
+
+
+def cli(*args):
+    return subprocess.run(["sheetfill", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_backfill_exit_codes(archives, tmp_path):
+    common = ["--archive-root", str(archives), "--restore-root", str(tmp_path / "r")]
+    done = cli("backfill", "--start-date", "2025-09-29", "--end-date", "2025-09-29", "--version", "v2", *common)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2025-09-29--v2", "ok"]
+    dry = cli("backfill", "--start-date", "2025-09-30", "--end-date", "2025-10-01", "--dry-run", *common)
+    assert [line.split()[0] for line in dry.stdout.splitlines()] == [
+        "2025-09-30--v1", "2025-09-30--v2", "2025-10-01--v1", "2025-10-01--v2"]
+    bad = cli("backfill", "--start-date", "2025-02-30", *common)
+    assert bad.returncode == 2 and "since='2025-02-30' is not a valid date" in bad.stderr
+    (archives / "2025-10-01" / "hotpass-inputs-v1.zip").write_bytes(b"")
+    failed = cli("backfill", "--start-date", "2025-10-01", *common)
+    assert failed.returncode == 1 and "2025-10-01--v1" in failed.stdout and "failed_processing" in failed.stdout
+    shown = cli("cursor", "show", *common)
+    assert shown.returncode == 0 and "no cursor yet" in shown.stdout  # backfills never set it
