@@ -19,7 +19,7 @@ from pathlib import Path
 from sheetfill import __version__
 from sheetfill.config import Limits
 from sheetfill.errors import BundleError
-from sheetfill.restore import restore_archive, sha256_file
+from sheetfill.restore import fresh_staging, restore_archive, sha256_file
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,7 @@ def package_versions() -> dict:
 def process_bundle(job: BundleJob) -> dict:
     """Build job.outputs for one bundle; return the bundle.json summary."""
     started = now()
-    staging = job.outputs.with_name(f".{job.outputs.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = fresh_staging(job.outputs)
     staging.mkdir(parents=True)
     provenance = {
         "bundle": job.bundle,
@@ -79,6 +78,8 @@ def process_bundle(job: BundleJob) -> dict:
     write_json(staging / "bundle.json", summary)
     shutil.rmtree(job.outputs, ignore_errors=True)
     staging.rename(job.outputs)
+    if summary["status"] != "failed_processing":
+        remember_build(job)  # only once complete: a killed job never becomes "the previous build"
     return summary
 
 
@@ -105,20 +106,27 @@ def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict) -> dic
     }
 
 
+def _previous_build(job: BundleJob) -> Path | None:
+    return job.history / f"{job.bundle}.parquet" if job.history else None
+
+
 def _diff_with_previous_build(job: BundleJob, refined: Path) -> dict | None:
-    """Compare with the last build of this bundle, then remember this build for next time."""
-    if job.history is None:
+    """Records added / removed / changed since the last complete build of this bundle."""
+    previous = _previous_build(job)
+    if previous is None or not previous.exists():
         return None
     import pandas as pd
 
     from sheetfill.diff import diff_records
 
-    previous = job.history / f"{job.bundle}.parquet"
-    diff = None
-    if previous.exists():
-        diff = diff_records(pd.read_parquet(previous), pd.read_parquet(refined))
+    return diff_records(pd.read_parquet(previous), pd.read_parquet(refined))
+
+
+def remember_build(job: BundleJob) -> None:
+    previous = _previous_build(job)
+    if previous is None:
+        return
     previous.parent.mkdir(parents=True, exist_ok=True)
     temp = previous.with_name(f".{previous.name}.{os.getpid()}")
-    shutil.copyfile(refined, temp)
+    shutil.copyfile(job.outputs / "refined.parquet", temp)
     os.replace(temp, previous)
-    return diff

@@ -82,11 +82,17 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budg
     return digest.hexdigest()
 
 
+def fresh_staging(dest: Path) -> Path:
+    """A hidden sibling of dest to build into, after sweeping leftovers of killed attempts."""
+    for stale in dest.parent.glob(f".{dest.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+
+
 def restore_archive(archive: Path, dest: Path, limits: Limits) -> list[dict]:
-    """Extract archive into dest (which must not exist yet); return members with sizes and sha256."""
+    """Extract archive into dest (replacing it); return members with sizes and sha256."""
     dest = Path(dest)
-    staging = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = fresh_staging(dest)
     try:
         with zipfile.ZipFile(archive) as zf:
             files = check_members(archive, zf, limits)

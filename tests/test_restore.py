@@ -104,3 +104,11 @@ def test_restore_replaces_a_stale_folder(tmp_path):
     (out / "old").mkdir(parents=True)
     restore_archive(make_zip(tmp_path / "a.zip", {"new.csv": b"1"}), out, LIMITS)
     assert files_under(out) == ["new.csv"]
+
+
+def test_leftovers_of_a_killed_restore_are_swept(tmp_path):
+    out = tmp_path / "restore" / "b"
+    stale = tmp_path / "restore" / ".b.partial-99999"
+    (stale / "half").mkdir(parents=True)
+    restore_archive(make_zip(tmp_path / "a.zip", {"x.csv": b"1"}), out, LIMITS)
+    assert files_under(tmp_path / "restore") == ["b", "b/x.csv"]

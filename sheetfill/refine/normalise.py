@@ -302,23 +302,28 @@ COST_PER_VALUE = {"email": 20, "phone": 20, "website": 8, "org_name": 4, "match_
 CHUNK = 50_000
 
 
-def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> list[Normalised]:
-    """clean_text → cache key → library normaliser, one library call per distinct key."""
+def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> tuple[list, list, list]:
+    """clean_text → cache key → library normaliser, one library call per distinct key.
+
+    Returns three parallel lists (canonical value, '; '-joined valid values, invalid flag): plain
+    lists travel back from worker processes much faster than a list of tuples.
+    """
     normaliser = normaliser_for(field_type, profile_data)
     cache_key = CACHE_KEYS.get(field_type)
     cache: dict[str, Normalised] = {}
-    results = []
+    canonical, joined, invalid = [], [], []
     for value in values:
         text = clean_text(value)
-        if text is None:
-            results.append(EMPTY)
-            continue
-        key = cache_key(text) if cache_key else text
-        result = cache.get(key)
-        if result is None:
-            result = cache[key] = normaliser(key)
-        results.append(result)
-    return results
+        result = EMPTY
+        if text is not None:
+            key = cache_key(text) if cache_key else text
+            result = cache.get(key)
+            if result is None:
+                result = cache[key] = normaliser(key)
+        canonical.append(result.value)
+        joined.append("; ".join(result.all_values) or None)
+        invalid.append(result.invalid)
+    return canonical, joined, invalid
 
 
 def normalise_column(raw, field_type: str, profile_data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -344,17 +349,17 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
             costs.append(len(uniques[start:start + CHUNK]) * COST_PER_VALUE.get(field_type, 3))
             owners.append(name)
     outputs = run_tasks(lambda task: normalise_values(task[0], task[1], profile_data), tasks, costs)
-    per_column: dict[str, list[Normalised]] = {name: [] for name in columns}
+    per_column = {name: ([], [], []) for name in columns}
     for name, output in zip(owners, outputs):
-        per_column[name].extend(output)
+        for collected, part in zip(per_column[name], output):
+            collected.extend(part)
     result = {}
-    for name, normalised in per_column.items():
+    for name, (canonical, joined, invalid) in per_column.items():
         codes = factorised[name][0]
-        values = np.array([r.value for r in normalised] + [None], dtype=object)
-        joined = np.array(["; ".join(r.all_values) or None for r in normalised] + [None], dtype=object)
-        invalid = np.array([r.invalid for r in normalised] + [False], dtype=bool)
         # code -1 (missing) indexes the trailing sentinel entry
-        result[name] = (values[codes], joined[codes], invalid[codes])
+        result[name] = (np.array(canonical + [None], dtype=object)[codes],
+                        np.array(joined + [None], dtype=object)[codes],
+                        np.array(invalid + [False], dtype=bool)[codes])
     return result
 
 
