@@ -8,7 +8,13 @@ rule bundle:
         profile=PLAN.profile_path,
     output:
         restored=directory(f"{RESTORE_ROOT}/{{date}}--{{version}}"),
-        refined=directory(f"{RESTORE_ROOT}/outputs/{{date}}--{{version}}"),
+        refined=report(
+            directory(f"{RESTORE_ROOT}/outputs/{{date}}--{{version}}"),
+            patterns=["refined.xlsx", "validation.json", "provenance.json"],
+            caption="../report/refined.rst",
+            category="Refined outputs",
+            subcategory="{date}--{version}",
+        ),
     log:
         f"{RESTORE_ROOT}/logs/bundle/{{date}}--{{version}}.log",
     params:

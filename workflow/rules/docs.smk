@@ -5,7 +5,12 @@ rule data_docs:
     input:
         bundle_outputs(),
     output:
-        directory(f"{RESTORE_ROOT}/data-docs"),
+        report(
+            directory(f"{RESTORE_ROOT}/data-docs"),
+            htmlindex="index.html",
+            caption="../report/data_docs.rst",
+            category="Data docs",
+        ),
     log:
         f"{RESTORE_ROOT}/logs/data_docs.log",
     params:
