@@ -45,6 +45,24 @@ sys.path.insert(0, str(REPO))
 DEFAULT_ROWS = 1958          # rows in a default-size Hotpass bundle (scale 1.0)
 
 
+def truth_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".truth.json")
+
+
+def er_line(folder: Path, out: Path) -> str:
+    """Pairwise precision / recall / F1 of the refined records against the generator's ground truth."""
+    import pyarrow.parquet as pq
+
+    from sheetfill.refine.evaluate import pairwise_scores
+
+    if not truth_path(folder).exists():
+        return "ground truth not cached (delete the bundle folder to regenerate)"
+    truth = json.loads(truth_path(folder).read_text())
+    source_rows = pq.read_table(out / "refined.parquet", columns=["source_rows"]).column(0).to_pylist()
+    s = pairwise_scores(source_rows, truth["rows"])
+    return f"precision {s['precision']:.4f}, recall {s['recall']:.4f}, F1 {s['f1']:.4f} ({s['entities']} entities)"
+
+
 def bundle_folder(workdir: Path, scale: float, seed: int = 0) -> Path:
     """Generate (once) and unzip a Hotpass-shaped bundle of the given scale."""
     from sheetfill.sample import generate_bundle
@@ -54,9 +72,10 @@ def bundle_folder(workdir: Path, scale: float, seed: int = 0) -> Path:
         return folder
     archive = workdir / f"{folder.name}.zip"
     started = time.perf_counter()
-    generate_bundle(archive, dt.date(2025, 9, 29), "v1", scale=scale, seed=seed)
+    truth = generate_bundle(archive, dt.date(2025, 9, 29), "v1", scale=scale, seed=seed)
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(folder)
+    truth_path(folder).write_text(json.dumps(truth))
     print(f"  generated {folder.name} in {time.perf_counter() - started:.1f} s")
     return folder
 
@@ -164,6 +183,7 @@ def main() -> int:
     print(f"  whole process incl. imports:    {whole['wall']:.3f} s  (target <= 1.0 s)")
     print(f"  stages in that process (s):     {stage_line(whole['seconds'])}")
     print(f"  peak RSS: {whole['peak_rss'] / 2**20:.0f} MB")
+    print(f"  entity resolution vs ground truth: {er_line(folder, out / 'default')}")
     if args.writers:
         compare_writers(folder, out)
 
@@ -179,6 +199,7 @@ def main() -> int:
               f"whole process {big['wall']:.1f} s = {rows / big['wall']:,.0f} rows/s")
         print(f"  stages (s): {stage_line(big['seconds'])}")
         print(f"  peak RSS (process tree): {big['peak_rss'] / 2**20:.0f} MB (target <= 1536 MB)")
+        print(f"  entity resolution vs ground truth: {er_line(folder, out / 'big')}")
     return 0
 
 

@@ -69,6 +69,7 @@ LAST = ["Nkosi", "van der Merwe", "Dlamini", "Botha", "Naidoo", "Mokoena", "Smit
         "Venter", "Pillay", "Mahlangu", "du Plessis", "Ndlovu"]
 ROLES = ["CFI", "Chief Flying Instructor", "Owner", "Manager", "Accountable Manager", "Admin", "Ops Manager"]
 PLANES = ["C172", "C152", "PA28", "Sling 2", "Bonanza", "R44", "Tecnam P2002", "PA34 Seneca"]
+CHURN = 0.03  # share of rows that change from one date to the next
 EPOCH = dt.datetime(2025, 1, 1)  # fixed workbook metadata: same inputs, same bytes
 
 
@@ -149,10 +150,18 @@ class Mess:
         return column.lower() if column and self.hit(0.3) else column
 
 
-def _rows(sheet: str, entities: list[dict], count: int, r: random.Random, mess: Mess) -> list[tuple]:
-    """(entity or None, row values) for one sheet; None marks a blank row."""
+def _rows(sheet: str, entities: list[dict], count: int, seed: int, date: dt.date, level: float) -> list[tuple]:
+    """(entity or None, row values) for one sheet; None marks a blank row.
+
+    Each row draws from its own random stream, so every bundle shows the same rows except ~3% that
+    change per date, and a cleaner version (lower level) corrects some cells of the same rows.
+    """
     rows = []
     for i in range(count):
+        r = _rng("row", seed, sheet, i)
+        if _rng("churn", seed, date, sheet, i).random() < CHURN:
+            r = _rng("row", seed, date, sheet, i)
+        mess = Mess(r, level)
         if mess.hit(0.15) and 0 < i < count - 1:
             rows.append((None, None))  # blank row, as captures have
             continue
@@ -181,7 +190,7 @@ def _values(sheet: str, e: dict, i: int, r: random.Random, mess: Mess) -> list:
         return [ref, name, r.choice(["Active", "Left"]), first, last, e["contact_role"], mess.phone(e), mess.email(e),
                 mess.phone(e)]
     if sheet == "Company_Addresses":
-        return [ref, name, r.choice(["Physical", "Postal"]), r.choice(AIRPORTS), "Hangar 3" if mess.hit(0.5) else None]
+        return [ref, name, r.choice(["Physical", "Postal"]), r.choice(AIRPORTS), "Hangar 3" if r.random() < 0.3 else None]
     if sheet == "10-10-25 Capture":
         return [i, name, f"{e['contact_name']} ({e['contact_role']})", mess.phone(e), mess.email(e),
                 f"{e['area']}, {e['province']}", ", ".join(r.sample(PLANES, 2)), mess.website(e), "Training",
@@ -212,15 +221,15 @@ def generate_bundle(zip_path, date: dt.date, version: str, scale: float = 1.0, s
     """Write one bundle zip; return its ground truth (never stored inside the zip)."""
     zip_path = Path(zip_path)
     entities = make_entities(max(8, round(900 * scale)), seed)
-    pick = _rng("rows", seed, date)  # same rows for every version of a date...
-    mess = Mess(_rng("mess", seed, date, version), level=0.25 if version.endswith("1") else 0.15)  # ...v2 cleaner
+    level = 0.25 if version.endswith("1") else 0.15  # later versions carry corrections
+    header_mess = Mess(_rng("headers", seed, version), level)
     nested = version.endswith("2") if nested is None else nested
     truth_rows, members = [], []
     for workbook, sheets in SHEETS.items():
         content = {}
         for sheet, (columns, default) in sheets.items():
-            rows = _rows(sheet, entities, max(1, round(default * scale)), pick, mess)
-            content[sheet] = ([mess.header(c) for c in columns], rows)
+            rows = _rows(sheet, entities, max(1, round(default * scale)), seed, date, level)
+            content[sheet] = ([header_mess.header(c) for c in columns], rows)
             truth_rows += [[workbook, sheet, n + 1, e["entity_id"]] for n, (e, v) in enumerate(rows, 1) if e]
         members.append((f"inputs/{workbook}" if nested else workbook, _workbook_bytes(content)))
     zip_path.parent.mkdir(parents=True, exist_ok=True)

@@ -159,6 +159,7 @@ def test_dates_from_text_and_excel_serials():
     assert normalise_date("2025-09-29").value == "2025-09-29"
     assert normalise_date("45929").value == "2025-09-29"
     assert normalise_date("not a date").invalid
+    assert normalise_date("2025-05-18 ; 2025-01-01").value == "2025-05-18"
 
 
 def test_normalise_column_calls_the_library_once_per_distinct_value(monkeypatch):

@@ -73,6 +73,7 @@ def refine_bundle(bundle_dir, profile) -> RefineResult:
 
     started = time.perf_counter()
     rows = normalise_rows(raw, profile.data)
+    del raw                       # the raw text is not needed again: free it before resolving
     timings["normalise"] = time.perf_counter() - started
 
     started = time.perf_counter()

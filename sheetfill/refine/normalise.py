@@ -8,6 +8,7 @@ of them over a whole column, once per *unique* value, because captures repeat va
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from functools import lru_cache
@@ -30,6 +31,7 @@ PHONE_PUNCTUATION = re.compile(r"[\s.\-]+")
 LETTERS = re.compile(r"[^\W\d_]")
 ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
 HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 DEFAULT_LEGAL_SUFFIXES = ("pty", "ltd", "limited", "cc", "inc", "npc", "rf", "llc", "plc", "co", "proprietary")
 
 
@@ -158,7 +160,8 @@ def _parse_single_phone(text: str, region: str) -> str | None:
         return None
     if not phonenumbers.is_valid_number(number):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # E.164 is '+', country code, national significant number: what format_number(E164) builds, cheaper
+    return f"+{number.country_code}{phonenumbers.national_significant_number(number)}"
 
 
 def _find_phones(text: str, region: str) -> list[str]:
@@ -241,16 +244,26 @@ def normalise_key(text: str) -> Normalised:
     return Normalised(key, (key,))
 
 
-def normalise_date(text: str) -> Normalised:
-    """ISO date text; Excel serial numbers (a date cell without a date format) are converted too."""
+def parse_date(text: str) -> dt.datetime | None:
     if re.fullmatch(r"\d{5}(\.\d+)?", text) and 20000 <= float(text) <= 80000:
-        stamp = pd.Timestamp("1899-12-30") + pd.Timedelta(days=float(text))
-    else:
+        return EXCEL_EPOCH + dt.timedelta(days=float(text))
+    try:
+        return dt.datetime.fromisoformat(text)        # what calamine's date cells become: quick
+    except ValueError:
         stamp = pd.to_datetime(text, errors="coerce", dayfirst=False)
-    if stamp is None or pd.isna(stamp):
+        return None if pd.isna(stamp) else stamp
+
+
+def normalise_date(text: str) -> Normalised:
+    """ISO date; Excel serial numbers (a date cell without a date format) are converted too.
+    Several date columns feeding one field ('Last_Order_Date ; LoadDate') give the newest."""
+    parts = [part.strip() for part in text.split(";") if part.strip()]
+    dates = [parse_date(part) for part in parts]
+    valid = [d.strftime("%Y-%m-%d") for d in dates if d is not None]
+    if not valid:
         return Normalised(None, (), True)
-    iso = stamp.strftime("%Y-%m-%d")
-    return Normalised(iso, (iso,))
+    newest = max(valid)
+    return Normalised(newest, (newest,), len(valid) < len(parts))
 
 
 def normaliser_for(field_type: str, profile_data: dict) -> Callable[[str], Normalised]:

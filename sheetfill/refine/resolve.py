@@ -83,55 +83,161 @@ def blocking_orders(keys: np.ndarray) -> list[np.ndarray]:
             np.argsort(np.array(reversed_keys, dtype=str), kind="stable")]
 
 
-def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs of keys whose token-sort similarity reaches the threshold among sorted neighbours.
-
-    Names whose digits differ ('Hangar 7' vs 'Hangar 8') are never paired.
-    """
+def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index pairs (and scores) of keys whose token-sort similarity reaches the threshold among
+    sorted neighbours. Names whose digits differ ('Hangar 7' vs 'Hangar 8') are never paired."""
     from rapidfuzz import fuzz, process
 
     digits = np.array([k.translate(DIGITS_TABLE) for k in keys], dtype=object)
-    left_parts, right_parts = [], []
+    lefts, rights, scores = [], [], []
     for order in blocking_orders(keys):
         ordered = keys[order].tolist()
         for offset in range(1, min(window, len(keys) - 1) + 1):
-            scores = process.cpdist(ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio,
-                                    score_cutoff=threshold, workers=-1)
-            hit = np.flatnonzero(scores >= threshold)
+            score = process.cpdist(ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio,
+                                   score_cutoff=threshold, workers=-1)
+            hit = np.flatnonzero(score >= threshold)
             left, right = order[hit], order[hit + offset]
             same_digits = digits[left] == digits[right]
-            left_parts.append(left[same_digits])
-            right_parts.append(right[same_digits])
-    if not left_parts:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return np.concatenate(left_parts), np.concatenate(right_parts)
+            lefts.append(left[same_digits])
+            rights.append(right[same_digits])
+            scores.append(score[hit][same_digits])
+    if not lefts:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0)
+    return np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores)
 
 
-def cluster_rows(rows: pd.DataFrame, profile_data: dict) -> np.ndarray:
+class Identities:
+    """Union-find over strong clusters that refuses merges contradicting identity attributes.
+
+    Each group keeps one code per link field (website, e-mail, phone, …); two groups conflict when
+    both have a value for a field and the values differ. Name matches are only evidence, so a name
+    match between conflicting groups is ignored.
+    """
+
+    def __init__(self, attributes: np.ndarray):
+        self.parent = list(range(len(attributes)))
+        self.attributes = attributes.tolist()       # one list of codes (-1: none) per group
+
+    def find(self, group: int) -> int:
+        root = group
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[group] != root:           # path compression
+            self.parent[group], group = root, self.parent[group]
+        return root
+
+    def compatible(self, a: int, b: int) -> bool:
+        return all(x < 0 or y < 0 or x == y for x, y in zip(self.attributes[a], self.attributes[b]))
+
+    def merge(self, a: int, b: int) -> bool:
+        """Merge the groups of a and b unless they conflict; True when they are (now) one group."""
+        a, b = self.find(a), self.find(b)
+        if a == b:
+            return True
+        if not self.compatible(a, b):
+            return False
+        if b < a:
+            a, b = b, a
+        self.parent[b] = a
+        self.attributes[a] = [x if x >= 0 else y for x, y in zip(self.attributes[a], self.attributes[b])]
+        return True
+
+    def known(self, group: int) -> int:
+        return sum(code >= 0 for code in self.attributes[self.find(group)])
+
+    def labels(self) -> np.ndarray:
+        return np.array([self.find(g) for g in range(len(self.parent))], dtype=np.int64)
+
+
+def strong_links(rows: pd.DataFrame, profile_data: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of rows joined by exact evidence, and per group one code per link field.
+
+    Evidence: the same link key (an ID) within one file, or the same value of a link field
+    (website, e-mail, phone) anywhere. Websites listed as generic never count.
+    """
     settings = profile_data.get("resolution", {})
-    name_keys = column(rows, "_name_key")
-    edge_sets = [equal_value_edges(np.where(name_keys == "", None, name_keys))]
     files = column(rows, "_file")
+    edge_sets = []
     for key in settings.get("link_keys", []):
         values = column(rows, key)
         scoped = np.where(present(values), files + "\x1f" + values.astype(str), None)   # IDs are per file
         edge_sets.append(equal_value_edges(scoped))
     generic = {f"https://{host}" for host in profile_data.get("normalisation", {}).get("generic_websites", [])}
+    field_codes = []
     for field in settings.get("link_fields", []):
         values = column(rows, field)
-        edge_sets.append(equal_value_edges(np.where(pd.Series(values).isin(generic), None, values)))
-    codes, unique_keys = pd.factorize(name_keys)
-    unique_keys = np.asarray(unique_keys, dtype=object)
+        values = np.where(pd.Series(values).isin(generic).to_numpy(), None, values)
+        edge_sets.append(equal_value_edges(values))
+        field_codes.append(pd.factorize(values, use_na_sentinel=True)[0])
+    u = np.concatenate([e[0] for e in edge_sets]) if edge_sets else np.empty(0, dtype=np.int64)
+    v = np.concatenate([e[1] for e in edge_sets]) if edge_sets else np.empty(0, dtype=np.int64)
+    group = connected_components(len(rows), u, v)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    attributes = np.full((n_groups, len(field_codes)), -1, dtype=np.int64)
+    for index, codes in enumerate(field_codes):
+        has = np.flatnonzero(codes >= 0)
+        attributes[group[has[::-1]], index] = codes[has[::-1]]    # first row with a value wins
+    return group, attributes
+
+
+def merge_same_names(identities: Identities, group: np.ndarray, name_codes: np.ndarray, max_groups: int) -> None:
+    """Merge groups whose organisation names have the same match key, when unambiguous.
+
+    Within one name, groups with more identity attributes go first; each group joins the single
+    compatible group formed so far, stays apart when it contradicts all of them, and is left alone
+    when several would fit (two different organisations can share a name). Names carried by more
+    than max_groups groups say nothing about identity and are skipped.
+    """
+    pairs = pd.DataFrame({"name": name_codes, "group": group})
+    pairs = pairs[pairs["name"] >= 0].drop_duplicates()
+    sizes = pairs["name"].map(pairs["name"].value_counts())
+    pairs = pairs[(sizes > 1) & (sizes <= max_groups)]
+    for _, members in pairs.groupby("name", sort=True)["group"]:
+        ordered = sorted(members.tolist(), key=lambda g: (-identities.known(g), g))
+        buckets: list[int] = []
+        for member in ordered:
+            fitting = [b for b in buckets if identities.compatible(identities.find(b), identities.find(member))]
+            if len(fitting) == 1:
+                identities.merge(fitting[0], member)
+            elif not fitting:
+                buckets.append(member)
+
+
+def merge_similar_names(identities: Identities, group: np.ndarray, name_codes: np.ndarray,
+                        unique_keys: np.ndarray, settings: dict) -> None:
+    """Merge groups whose names are similar (typos, '&' for 'and'), best scores first, when the
+    name on each side belongs to one group only and nothing contradicts the merge."""
     usable = np.flatnonzero(unique_keys != "")
-    if len(usable) > 1:
-        first_row = np.empty(len(unique_keys), dtype=np.int64)
-        first_row[codes[::-1]] = np.arange(len(codes))[::-1]
-        left, right = similar_name_pairs(unique_keys[usable], float(settings.get("threshold", 90)),
-                                         int(settings.get("window", 6)))
-        edge_sets.append((first_row[usable[left]], first_row[usable[right]]))
-    u = np.concatenate([e[0] for e in edge_sets])
-    v = np.concatenate([e[1] for e in edge_sets])
-    return connected_components(len(rows), u, v)
+    if len(usable) < 2:
+        return
+    left, right, score = similar_name_pairs(unique_keys[usable], float(settings.get("threshold", 90)),
+                                            int(settings.get("window", 6)))
+    if not len(left):
+        return
+    present_codes = name_codes >= 0
+    roots = identities.labels()[group[present_codes]]
+    per_name = pd.DataFrame({"name": name_codes[present_codes], "root": roots}).drop_duplicates()
+    counts = per_name["name"].value_counts()
+    single = per_name[per_name["name"].map(counts) == 1].set_index("name")["root"]
+    root_of_name = np.full(len(unique_keys), -1, dtype=np.int64)
+    root_of_name[single.index.to_numpy()] = single.to_numpy()
+    a, b = root_of_name[usable[left]], root_of_name[usable[right]]
+    for i in np.lexsort((b, a, -score)).tolist():
+        if a[i] >= 0 and b[i] >= 0:
+            identities.merge(int(a[i]), int(b[i]))
+
+
+def cluster_rows(rows: pd.DataFrame, profile_data: dict) -> np.ndarray:
+    """Cluster id per row: strong links first, then name evidence that contradicts nothing."""
+    settings = profile_data.get("resolution", {})
+    group, attributes = strong_links(rows, profile_data)
+    identities = Identities(attributes)
+    name_keys = column(rows, "_name_key")
+    name_codes, unique_keys = pd.factorize(np.where(name_keys == "", None, name_keys), use_na_sentinel=True)
+    merge_same_names(identities, group, name_codes, int(settings.get("max_name_groups", 10)))
+    merge_similar_names(identities, group, name_codes, np.asarray(unique_keys, dtype=object), settings)
+    return pd.factorize(identities.labels()[group])[0]
 
 
 # --------------------------------------------------------------------------- choosing values
@@ -297,13 +403,19 @@ def collect_all(rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, ord
     return np.where(joined == "", None, joined)
 
 
-def record_ids(chosen_keys: np.ndarray, first_refs: np.ndarray) -> np.ndarray:
-    """Stable id: hash of the organisation's match key (of its first row's address when unnamed)."""
+def record_ids(chosen_keys: np.ndarray, first_refs: np.ndarray, identities: np.ndarray) -> np.ndarray:
+    """Stable id: hash of the organisation's match key (of its first row's address when unnamed).
+
+    Two organisations can share a name; their ids then get a suffix hashed from an identity value
+    (website, e-mail or phone — whatever the record has), so each keeps its id across bundles.
+    """
     basis = np.where(chosen_keys == "", first_refs, "name:" + chosen_keys)
     ids = np.array(["sf-" + hashlib.sha256(b.encode()).hexdigest()[:16] for b in basis], dtype=object)
     duplicated = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if duplicated.any():   # unmerged clusters sharing a key (resolution off): the row address decides
-        suffix = np.array([hashlib.sha256(r.encode()).hexdigest()[:6] for r in first_refs], dtype=object)
+    if duplicated.any():
+        tiebreak = np.where(present(identities), identities, first_refs)
+        suffix = np.array([hashlib.sha256(str(t).encode()).hexdigest()[:6] if d else ""
+                           for t, d in zip(tiebreak, duplicated)], dtype=object)
         ids = np.where(duplicated, ids + "-" + suffix, ids)
     return ids
 
@@ -354,7 +466,11 @@ def build_records(rows: pd.DataFrame, cluster: np.ndarray, profile_data: dict,
         chosen_keys = np.where(present(chosen_keys), chosen_keys, "")
     else:
         chosen_keys = np.full(n_clusters, "", dtype=object)
-    records = {"record_id": record_ids(chosen_keys, refs[first_row])}
+    link_fields = [f for f in settings.get("link_fields", []) if f in chosen]
+    identity = np.full(n_clusters, None, dtype=object)
+    for field in reversed(link_fields):          # the first link field with a value wins
+        identity = np.where(present(chosen[field]), chosen[field], identity)
+    records = {"record_id": record_ids(chosen_keys, refs[first_row], identity)}
     for name in output_columns:
         if name in DERIVED_TYPES:
             sources = [f"{f}__all" for f, s in fields_spec.items() if s["type"] == DERIVED_TYPES[name]]
