@@ -108,6 +108,7 @@ def _result(plan: Plan, bundle: str) -> BundleResult:
 def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -> None:
     """Run Snakemake in this process. Failures surface through the bundles' statuses."""
     from snakemake.api import SnakemakeApi
+    from snakemake.scheduling.greedy import SchedulerSettings as GreedySettings
     from snakemake.settings.enums import Quietness
     from snakemake.settings.types import (
         ConfigSettings, DAGSettings, ExecutionSettings, OutputSettings, ResourceSettings, SchedulingSettings,
@@ -127,6 +128,7 @@ def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -
                 executor="local",
                 execution_settings=ExecutionSettings(keep_going=True),
                 scheduling_settings=SchedulingSettings(scheduler="greedy"),
+                scheduler_settings=GreedySettings(),
             )
         except Exception as exc:  # the gate fails the workflow on purpose when a bundle failed
             api.print_exception(exc)

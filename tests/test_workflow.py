@@ -49,14 +49,15 @@ def test_run_builds_outputs_then_second_run_is_a_noop(workflow):
 
 
 def test_changed_archive_reruns_only_its_bundle(workflow, tmp_path):
-    workflow.run()
+    window = {"since": "2025-09-29"}  # a backfill: the cursor must not hide the window on re-runs
+    workflow.run(**window)
     before = {b: workflow.outputs(b).joinpath("refined.parquet").stat().st_mtime_ns for b in ALL6}
     other = tmp_path / "other"
     make_archives(other, days=1, versions=("v2",), start=START, seed=7)  # same names, other bytes
     target = workflow.archives / "2025-09-29" / "hotpass-inputs-v2.zip"
     target.write_bytes((other / "2025-09-29" / "hotpass-inputs-v2.zip").read_bytes())
-    assert workflow.planned_bundles() == ["2025-09-29--v2"]
-    workflow.run()
+    assert workflow.planned_bundles(**window) == ["2025-09-29--v2"]
+    workflow.run(**window)
     after = {b: workflow.outputs(b).joinpath("refined.parquet").stat().st_mtime_ns for b in ALL6}
     assert [b for b in ALL6 if before[b] != after[b]] == ["2025-09-29--v2"]
 
@@ -66,10 +67,11 @@ def test_changed_profile_reruns_its_bundles(workflow, tmp_path):
 
     profile = tmp_path / "aviation-copy.yaml"
     profile.write_text(resolve_profile_path("aviation").read_text())
-    workflow.run(profile=str(profile), until="2025-09-29")
-    assert workflow.planned_bundles(profile=str(profile), until="2025-09-29") == []
+    window = {"profile": str(profile), "since": "2025-09-29", "until": "2025-09-29"}
+    workflow.run(**window)
+    assert workflow.planned_bundles(**window) == []
     profile.write_text(profile.read_text() + "\n# governance fix\n")
-    assert workflow.planned_bundles(profile=str(profile), until="2025-09-29") == ALL6[:2]
+    assert workflow.planned_bundles(**window) == ALL6[:2]
 
 
 def test_kill_then_resume_gives_identical_outputs(workflow, tmp_path):
@@ -84,6 +86,7 @@ def test_kill_then_resume_gives_identical_outputs(workflow, tmp_path):
     proc.wait()
     finished = len(list((workflow.restore / "outputs").glob("*/bundle.json")))
     assert finished < len(ALL6), "the run finished before it could be killed"
+    workflow.run("--unlock")  # the documented recovery: a hard kill leaves Snakemake's lock behind
     workflow.run()
     for bundle in ALL6:
         ours, theirs = workflow.outputs(bundle), reference.outputs(bundle)
