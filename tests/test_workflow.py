@@ -91,8 +91,10 @@ def test_kill_then_resume_gives_identical_outputs(workflow, tmp_path):
     for bundle in ALL6:
         ours, theirs = workflow.outputs(bundle), reference.outputs(bundle)
         assert (ours / "refined.parquet").read_bytes() == (theirs / "refined.parquet").read_bytes()
-        assert pd.read_excel(ours / "refined.xlsx", sheet_name=None).keys() == pd.read_excel(
-            theirs / "refined.xlsx", sheet_name=None).keys()
+        mine_xlsx = pd.read_excel(ours / "refined.xlsx", sheet_name=None, engine="calamine")
+        ref_xlsx = pd.read_excel(theirs / "refined.xlsx", sheet_name=None, engine="calamine")
+        assert list(mine_xlsx) == list(ref_xlsx) == ["Data", "Summary"]
+        assert all(mine_xlsx[s].equals(ref_xlsx[s]) for s in mine_xlsx)
         mine, ref = workflow.status(bundle), reference.status(bundle)
         mine.pop("diff"), ref.pop("diff")  # relative to the previous build, which differs by design
         assert mine == ref
@@ -180,3 +182,14 @@ def test_lint_is_clean():
                           cwd=os.path.dirname(os.path.dirname(__file__)))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Lints for" not in done.stdout + done.stderr
+
+
+def test_report_contains_refined_outputs_and_data_docs(workflow, tmp_path):
+    window = {"since": "2025-09-29", "until": "2025-09-29"}
+    workflow.run(**window)
+    report = tmp_path / "report.zip"
+    workflow.run("--report", str(report), **window)
+    names = zipfile.ZipFile(report).namelist()
+    assert sum(n.endswith("refined.xlsx") for n in names) == 2  # one per bundle of the window
+    assert any(n.endswith("/index.html") for n in names)
+    assert any(n.endswith("bundles/2025-09-29--v2.html") for n in names)

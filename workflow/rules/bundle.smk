@@ -10,7 +10,7 @@ rule bundle:
         restored=directory(f"{RESTORE_ROOT}/{{date}}--{{version}}"),
         refined=report(
             directory(f"{RESTORE_ROOT}/outputs/{{date}}--{{version}}"),
-            patterns=["refined.xlsx", "validation.json", "provenance.json"],
+            patterns=["{name}.xlsx", "{name}.json"],
             caption="../report/refined.rst",
             category="Refined outputs",
             subcategory="{date}--{version}",
