@@ -19,10 +19,10 @@ limit and says so in the Summary when asked for the workbook.
 
 XLSX writers, Data sheet of the default bundle (~1,500 records x 18 columns), best of 5, this machine
 (2 vCPU), `--writers`:
-    rust_xlsxwriter (rustpy-xlsxwriter)  ~18 ms (+ ~8 ms to pin docProps dates)  text cells: yes
-    xlsxwriter (constant_memory)        ~105 ms                                  text cells: yes (strings_to_formulas=False)
-    pyexcelerate                         ~82 ms                                  NO: '=1+1' becomes a formula
-    openpyxl (write_only)               ~154 ms                                  NO: '=1+1' becomes a formula; dates vary
+    rust_xlsxwriter (rustpy-xlsxwriter)  ~18 ms (+ ~8 ms to pin docProps dates)   '=1+1' stays text
+    xlsxwriter (constant_memory)        ~105 ms   '=1+1' stays text (strings_to_formulas=False)
+    pyexcelerate                         ~82 ms   NO: '=1+1' becomes a formula
+    openpyxl (write_only)               ~154 ms   NO: '=1+1' becomes a formula; bytes differ per run
 sheetfill uses rust_xlsxwriter when installed, xlsxwriter otherwise.
 """
 
@@ -146,8 +146,8 @@ def compare_writers(folder: Path, out: Path) -> None:
 
     result = refine_bundle(folder, load_profile("aviation"))
     for writer in ("rust", "xlsxwriter"):
-        best = min(_timed(lambda: write_module.write_xlsx(result, out / f"{writer}.xlsx", writer=writer))
-                   for _ in range(5))
+        path = out / f"{writer}.xlsx"
+        best = min(_timed(lambda w=writer, p=path: write_module.write_xlsx(result, p, writer=w)) for _ in range(5))
         print(f"  xlsx writer {writer:<11} {best * 1000:7.1f} ms for {len(result.records)} records "
               f"x {len(result.records.columns)} columns")
 

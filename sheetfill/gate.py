@@ -1,25 +1,43 @@
-"""The per-bundle summary printed at the end of a run, and the run's verdict."""
+"""The per-bundle summary printed at the end of a run, and the run's verdict (pure: no I/O)."""
 
 from __future__ import annotations
 
 LABELS = {"ok": "ok", "failed_validation": "FAILED validation", "failed_processing": "FAILED to process"}
+COLUMNS = "  {:<26} {:<18} {:>8} {:>8} {:>10}  {}"
+
+
+def _detail(summary: dict) -> str:
+    """Why a bundle failed: the processing error, or how many expectations failed."""
+    if summary.get("error"):
+        return " ".join(str(summary["error"]).split())  # one line per bundle, whatever the message
+    validation = summary.get("validation") or {}
+    if validation.get("failed"):
+        return f"{validation['failed']} of {validation.get('evaluated', '?')} expectations failed"
+    return ""
 
 
 def _line(summary: dict) -> str:
     counts = summary.get("counts") or {}
-    validation = summary.get("validation") or {}
-    detail = summary.get("error") or (
-        f"{validation.get('failed', 0)} of {validation.get('evaluated', 0)} expectations failed"
-        if validation.get("failed") else "")
-    return (f"  {summary['bundle']:<26} {LABELS.get(summary['status'], summary['status']):<18} "
-            f"{counts.get('rows_in', '-'):>8} {counts.get('records_out', '-'):>8}  {detail}").rstrip()
+    status = summary.get("status", "unknown")
+    return COLUMNS.format(summary.get("bundle", "?"), LABELS.get(status, f"FAILED ({status})"),
+                          counts.get("rows_in", "-"), counts.get("records_out", "-"),
+                          counts.get("duplicates_merged", "-"), _detail(summary)).rstrip()
 
 
 def summarise(summaries: list[dict]) -> tuple[str, bool]:
-    """(text, ok): a table of every bundle, then the totals; ok is False when any bundle failed."""
-    failed = [s for s in summaries if s["status"] != "ok"]
-    header = f"  {'bundle':<26} {'status':<18} {'rows in':>8} {'records':>8}  detail"
-    verdict = (f"sheetfill: {len(summaries) - len(failed)} of {len(summaries)} bundles ok"
-               + (f", {len(failed)} FAILED" if failed else ""))
+    """(text, ok): one line per bundle, then counts per status; ok is False when any bundle failed.
+
+    A status other than "ok" (including an unknown one) counts as a failure: the gate must never
+    pass a bundle it does not understand.
+    """
+    tally = {status: 0 for status in LABELS}
+    for summary in summaries:
+        status = summary.get("status", "unknown")
+        tally[status] = tally.get(status, 0) + 1
+    failed = len(summaries) - tally["ok"]
+    totals = ", ".join(f"{n} {LABELS.get(s, s)}" for s, n in tally.items() if n)
+    verdict = (f"sheetfill: {len(summaries)} bundles: {totals or 'none in the window'} -> "
+               + ("FAILED (exit non-zero)" if failed else "ok"))
+    header = COLUMNS.format("bundle", "status", "rows in", "records", "merged", "detail").rstrip()
     text = "\n".join(["sheetfill run summary:", header, *(_line(s) for s in summaries), verdict])
-    return text, not failed
+    return text, failed == 0

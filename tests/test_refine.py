@@ -104,9 +104,23 @@ def test_quality_score_and_flags(bundle):
 
 def test_source_frames_for_validation(bundle):
     frames = refine_bundle(bundle, load_profile("generic")).frames
-    assert list(frames) == ["any"]
-    assert {"_file", "_sheet", "_row", "organization_name", "contact_email"} <= set(frames["any"].columns)
-    assert len(frames["any"]) == 4
+    assert frames == {}                      # generic expectations check records only
+
+
+def test_source_frames_hold_the_rows_expectations_check(tmp_path):
+    import datetime as dt
+    import zipfile
+
+    from sheetfill.sample import generate_bundle
+
+    truth = generate_bundle(tmp_path / "b.zip", dt.date(2025, 9, 29), "v1", scale=0.2)
+    with zipfile.ZipFile(tmp_path / "b.zip") as zf:
+        zf.extractall(tmp_path / "b")
+    frames = refine_bundle(tmp_path / "b", load_profile("aviation")).frames
+    assert list(frames) == ["sacaa"]                    # aviation.yaml: sacaa_rows_named
+    sacaa = frames["sacaa"]
+    assert {"_file", "_sheet", "_row", "organization_name", "province"} <= set(sacaa.columns)
+    assert len(sacaa) == sum(1 for _, sheet, _, _ in truth["rows"] if sheet == "Cleaned")
 
 
 def test_no_spreadsheets_is_a_bundle_error(tmp_path):

@@ -10,7 +10,6 @@ phonenumbers, email-validator, rapidfuzz, pyarrow, xlsxwriter) are imported wher
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,35 +23,26 @@ class RefineResult:
     counts: dict                        # rows_in, records_out, duplicates_merged, flagged, rejected
     quality: dict                       # mean_score, records_flagged, flag_counts
     sources: list                       # {"file", "sheet", "rows", "source", "note"} per sheet seen
-    frames: dict = field(default_factory=dict)    # source name → its normalised rows (for validation)
+    frames: dict = field(default_factory=dict)    # source name → its normalised rows, for sources
+                                                  # that profile expectations check (`source:`)
     profile_name: str = ""
     profile_sha256: str = ""
     bundle: str = ""
     timings: dict = field(default_factory=dict)   # seconds per stage
 
 
-class SourceFrames(Mapping):
-    """{source name: that source's normalised rows}, each built only when asked for.
+def source_frames(rows, profile) -> dict:
+    """{source name: its normalised rows} for the sources that expectations check with `source:`.
 
-    Columns: _file, _sheet, _row and the canonical fields. Validation reads it for expectations
-    with `source:`; building every frame up front would copy a million-row bundle once more.
+    Columns: _file, _sheet, _row and the canonical fields. Only those sources are kept, so the rest
+    of a big bundle's rows can be freed before the outputs are written.
     """
+    from sheetfill.refine.normalise import output_fields
 
-    def __init__(self, rows, names: list[str]):
-        self._rows = rows
-        self._names = [n for n in names if (rows["_source"] == n).any()]
-
-    def __getitem__(self, name):
-        if name not in self._names:
-            raise KeyError(name)
-        selected = self._rows[self._rows["_source"] == name]
-        return selected.drop(columns="_source").reset_index(drop=True)
-
-    def __iter__(self):
-        return iter(self._names)
-
-    def __len__(self):
-        return len(self._names)
+    wanted = sorted({e["source"] for e in profile.expectations if e.get("source", "records") != "records"})
+    visible = ["_file", "_sheet", "_row", *output_fields(profile.data["fields"])]
+    source = rows["_source"].to_numpy(dtype=object)
+    return {name: rows.loc[source == name, visible].reset_index(drop=True) for name in wanted}
 
 
 def refine_bundle(bundle_dir, profile) -> RefineResult:
@@ -61,7 +51,7 @@ def refine_bundle(bundle_dir, profile) -> RefineResult:
     Raises sheetfill.errors.BundleError when the bundle has no spreadsheets, a workbook cannot be
     read, or a sheet lacks a required field.
     """
-    from sheetfill.refine.normalise import normalise_rows, output_fields
+    from sheetfill.refine.normalise import normalise_rows
     from sheetfill.refine.read import read_bundle
     from sheetfill.refine.resolve import resolve
 
@@ -80,8 +70,8 @@ def refine_bundle(bundle_dir, profile) -> RefineResult:
     resolution = resolve(rows, profile.data, profile.output_columns)
     timings["resolve"] = time.perf_counter() - started
 
-    visible = ["_file", "_sheet", "_row", *output_fields(profile.data["fields"])]
-    frames = SourceFrames(rows[["_source", *visible]], [s["name"] for s in profile.sources])
+    frames = source_frames(rows, profile)
+    del rows
     return RefineResult(
         records=resolution.records, rejected=resolution.rejected, counts=resolution.counts,
         quality=resolution.quality, sources=[s.as_dict() for s in sheets], frames=frames,

@@ -290,7 +290,8 @@ def normaliser_for(field_type: str, profile_data: dict) -> Callable[[str], Norma
 
 
 def email_cache_key(text: str) -> str:
-    return " ".join(text.casefold().split())
+    """The address-shaped parts themselves: ' Info@X.co.za ' and 'mailto:info@x.co.za' share one."""
+    return ";".join(_email_candidates(text)) or text
 
 
 def website_cache_key(text: str) -> str:
@@ -303,8 +304,8 @@ def website_cache_key(text: str) -> str:
 
 
 def phone_cache_key(text: str) -> str:
-    """Spaces, dashes and dots between digits do not change the number."""
-    return PHONE_PUNCTUATION.sub("", text)
+    """Spaces, dashes, dots and a '(0)' trunk prefix do not change the number."""
+    return PHONE_PUNCTUATION.sub("", text).replace("(0)", "")
 
 
 # Cheap canonicalisation applied before the library call, so that spelling variants of one value
@@ -404,30 +405,30 @@ def _text_array(series: pd.Series) -> np.ndarray:
     return series.fillna("").to_numpy(dtype=object)
 
 
-def _move_roles(raw: pd.DataFrame, fields: dict) -> None:
+def _move_roles(raw: dict[str, np.ndarray], fields: dict) -> None:
     """'Jane Smith (CFI)' in a name column: the role goes to the role field if that is empty."""
     for name, spec in fields.items():
         role_field = spec.get("role_field")
         if not role_field:
             continue
-        codes, uniques = pd.factorize(_text_array(raw[name]))
+        codes, uniques = pd.factorize(raw[name])
         split = [split_role(str(u)) for u in uniques]
         names = np.array([s[0] for s in split] + [""], dtype=object)[codes]
         roles = np.array([s[1] or "" for s in split] + [""], dtype=object)[codes]
-        current_role = _text_array(raw[role_field])
+        current_role = raw[role_field]
         raw[name] = names
         raw[role_field] = np.where(current_role == "", roles, current_role)
 
 
-def _combine_parts(raw: pd.DataFrame, fields: dict) -> None:
+def _combine_parts(raw: dict[str, np.ndarray], fields: dict) -> None:
     """First name + surname fill the full-name field where it is empty."""
     targets: dict[str, list[str]] = {}
     for name, spec in fields.items():
         if spec.get("combine_into"):
             targets.setdefault(spec["combine_into"], []).append(name)
     for target, parts in targets.items():
-        combined = join_nonempty([_text_array(raw[p]) for p in parts], " ")
-        current = _text_array(raw[target])
+        combined = join_nonempty([raw[p] for p in parts], " ")
+        current = raw[target]
         raw[target] = np.where(current == "", combined, current)
 
 
@@ -443,11 +444,11 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
     and phone fields, F__invalid (bool); plus _reasons (why a row is flagged) and _name_key.
     """
     fields = profile_data["fields"]
-    raw = raw.copy()
-    _move_roles(raw, fields)
-    _combine_parts(raw, fields)
     columns = {name: raw[name].to_numpy() for name in raw.columns if name.startswith("_")}
-    texts = {name: _text_array(raw[name]) for name in output_fields(fields)}
+    cells = {name: _text_array(raw[name]) for name in fields}
+    _move_roles(cells, fields)
+    _combine_parts(cells, fields)
+    texts = {name: cells[name] for name in output_fields(fields)}
     jobs = {name: (texts[name], fields[name]["type"]) for name in texts}
     name_field = name_field_of(profile_data)
     if name_field:
@@ -463,9 +464,9 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
         columns[f"{name}__invalid"] = invalid
         if invalid.any():
             reasons.append(np.where(invalid, _invalid_reason(name, texts[name]), ""))
-    columns["_reasons"] = join_nonempty(reasons, "; ") if reasons else np.full(len(raw), "", dtype=object)
-    columns["_name_key"] = (np.where(present_mask(name_keys[0]), name_keys[0], "") if name_keys
-                            else np.full(len(raw), "", dtype=object))
+    nothing = np.full(len(columns["_row"]), "", dtype=object)
+    columns["_reasons"] = join_nonempty(reasons, "; ") if reasons else nothing
+    columns["_name_key"] = np.where(present(name_keys[0]), name_keys[0], "") if name_keys else nothing
     return object_frame(columns)
 
 
@@ -475,7 +476,8 @@ def _invalid_reason(field: str, text: np.ndarray) -> np.ndarray:
     return messages[codes]
 
 
-def present_mask(values: np.ndarray) -> np.ndarray:
+def present(values: np.ndarray) -> np.ndarray:
+    """True where a value is there (not None / NaN)."""
     return ~pd.isna(values)
 
 

@@ -26,6 +26,7 @@ from sheetfill.refine.normalise import join_nonempty, object_frame
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
 HEADER_SCAN_ROWS = 10          # title rows above the header are common in hand-kept sheets
+READ_BLOCK_ROWS = 65_536
 META_COLUMNS = ["_file", "_sheet", "_row", "_source", "_priority"]
 NON_ALNUM = re.compile(r"[\W_]+")
 
@@ -133,23 +134,36 @@ def column_text(values: tuple) -> np.ndarray:
     return texts[codes]
 
 
+def chunk_to_columns(chunk: list, pick, flat: list[int], width: int) -> dict[int, np.ndarray]:
+    """Mapped cells of a block of rows, as one text array per source column."""
+    picked = [pick(row) if len(row) >= width else pick(list(row) + [""] * width) for row in chunk]
+    return {index: column_text(column) for index, column in zip(flat, zip(*picked))}
+
+
 def rows_to_frame(rows, header_index: int, positions: dict[str, list[int]]) -> pd.DataFrame:
-    """Keep only mapped columns of the rows below the header; drop rows with nothing in them."""
+    """Keep only mapped columns of the rows below the header; drop rows with nothing in them.
+
+    Rows are taken in blocks so that only one block of Python cell tuples exists at a time.
+    """
     flat = [index for cols in positions.values() for index in cols]
     pick = itemgetter(*flat) if len(flat) > 1 else (lambda row: (row[flat[0]],))
     width = max(flat) + 1
-    picked = [pick(row) if len(row) >= width else pick(list(row) + [""] * width) for row in rows]
-    first_data_row = header_index + 2         # Excel numbering: header row is header_index + 1
-    if not picked:
+    blocks: dict[int, list[np.ndarray]] = {index: [] for index in flat}
+    rows = iter(rows)
+    while chunk := list(islice(rows, READ_BLOCK_ROWS)):
+        for index, texts in chunk_to_columns(chunk, pick, flat, width).items():
+            blocks[index].append(texts)
+    if not blocks[flat[0]]:
         return pd.DataFrame(columns=["_row", *positions])
-    cells = list(zip(*picked))
-    texts = {index: column_text(column) for index, column in zip(flat, cells)}
+    texts = {index: np.concatenate(parts) for index, parts in blocks.items()}
     # several columns feeding one field (Phone + WhatsApp) become one '; '-separated cell
     data = {field: join_nonempty([texts[i] for i in cols], " ; ") for field, cols in positions.items()}
-    has_value = np.zeros(len(picked), dtype=bool)
+    count = len(texts[flat[0]])
+    has_value = np.zeros(count, dtype=bool)
     for column in data.values():
         has_value |= column != ""
-    numbers = np.arange(first_data_row, first_data_row + len(picked), dtype=np.int64)
+    first_data_row = header_index + 2         # Excel numbering: header row is header_index + 1
+    numbers = np.arange(first_data_row, first_data_row + count, dtype=np.int64)
     return object_frame({"_row": numbers[has_value], **{f: c[has_value] for f, c in data.items()}})
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.normalise import join_nonempty, name_field_of, object_frame, output_fields
+from sheetfill.refine.normalise import join_nonempty, name_field_of, object_frame, output_fields, present
 
 DERIVED_TYPES = {"emails": "email", "phones": "phone"}
 DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
@@ -34,10 +34,6 @@ class Resolution:
 
 def column(rows: pd.DataFrame, name: str) -> np.ndarray:
     return rows[name].to_numpy(dtype=object)
-
-
-def present(values: np.ndarray) -> np.ndarray:
-    return ~pd.isna(values)
 
 
 # --------------------------------------------------------------------------- clustering

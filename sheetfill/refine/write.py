@@ -41,10 +41,17 @@ def arrow_table(records: pd.DataFrame):
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+PARQUET_BATCH_ROWS = 131_072     # converted to Arrow one batch at a time: bounded extra memory
+
+
 def write_parquet(records: pd.DataFrame, path: Path) -> Path:
     import pyarrow.parquet as pq
 
-    pq.write_table(arrow_table(records), path, compression="zstd")
+    first = arrow_table(records.iloc[:PARQUET_BATCH_ROWS])
+    with pq.ParquetWriter(path, first.schema, compression="zstd") as writer:
+        writer.write_table(first)
+        for start in range(PARQUET_BATCH_ROWS, len(records), PARQUET_BATCH_ROWS):
+            writer.write_table(arrow_table(records.iloc[start:start + PARQUET_BATCH_ROWS]))
     return path
 
 

@@ -1,0 +1,65 @@
+"""Matching functions of the entity resolution on small, tricky inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sheetfill.refine.normalise import name_match_key
+from sheetfill.refine.resolve import (
+    Identities,
+    connected_components,
+    equal_value_edges,
+    merge_same_names,
+    similar_name_pairs,
+)
+
+
+def test_connected_components_follow_chains_and_label_in_row_order():
+    labels = connected_components(6, np.array([4, 1, 3]), np.array([5, 3, 0]))
+    assert labels.tolist() == [0, 0, 1, 0, 2, 2]          # 0-3-1 chained, 2 alone, 4-5 together
+
+
+def test_equal_value_edges_ignore_missing_values():
+    rows, first = equal_value_edges(np.array(["a", None, "b", "a", None, "b"], dtype=object))
+    assert sorted(zip(rows.tolist(), first.tolist())) == [(0, 0), (2, 2), (3, 0), (5, 2)]
+
+
+def keys(*names):
+    return np.array([name_match_key(n) for n in names], dtype=object)
+
+
+def test_similar_names_pair_typos_and_word_order_but_not_different_numbers():
+    names = keys("Highveld Horizon Aviation", "Highveld Horizon Aviatoin (Pty) Ltd", "Horizon Highveld Aviation",
+                 "Hangar 7 Flight School", "Hangar 8 Flight School", "Karoo Aero Club")
+    left, right, scores = similar_name_pairs(names, threshold=92, window=4)
+    pairs = {tuple(sorted(p)) for p in zip(left.tolist(), right.tolist())}
+    assert (0, 1) in pairs and (0, 2) in pairs
+    assert (3, 4) not in pairs                           # digits differ
+    assert not any(5 in p for p in pairs)
+    assert (scores >= 92).all()
+
+
+def test_identities_refuse_a_merge_that_contradicts_an_identity_value():
+    # attributes per group: [website code, email code]; -1 = unknown
+    identities = Identities(np.array([[0, -1], [1, -1], [-1, 5], [0, 7]]))
+    assert not identities.merge(0, 1)                    # two different websites
+    assert identities.merge(0, 2)                        # website + e-mail: no contradiction
+    assert not identities.merge(3, 2)                    # group {0, 2} has e-mail 5, group 3 has 7
+    assert identities.labels().tolist() == [0, 1, 0, 3]
+
+
+def test_same_name_merges_only_when_unambiguous():
+    # four groups called "blue sky aviation": two organisations with their own websites, one group
+    # with no identity values (could be either: left alone), one matching the first website
+    identities = Identities(np.array([[0], [1], [-1], [0]]))
+    group = np.array([0, 1, 2, 3])
+    names = np.array([0, 0, 0, 0])
+    merge_same_names(identities, group, names, max_groups=10)
+    labels = identities.labels().tolist()
+    assert labels[0] == labels[3] and labels[0] != labels[1] and labels[2] == 2
+
+
+def test_a_name_shared_by_too_many_groups_is_not_evidence():
+    identities = Identities(np.full((4, 1), -1))
+    merge_same_names(identities, np.arange(4), np.zeros(4, dtype=np.int64), max_groups=3)
+    assert identities.labels().tolist() == [0, 1, 2, 3]
