@@ -38,8 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     cursor.add_argument("action", choices=["show", "reset"])
     _add_location_options(cursor)
 
-    sample = sub.add_parser("sample", help="generate Hotpass-shaped sample archives", add_help=False)
-    sample.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("sample", help="generate Hotpass-shaped sample archives (sheetfill sample -h)", add_help=False)
     return parser
 
 
@@ -77,16 +76,15 @@ def cmd_cursor(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    from sheetfill.sample import main as sample_main
-
-    return sample_main(args.args) or 0
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sample"]:  # its own parser: argparse's REMAINDER would not pass on leading options
+        from sheetfill.sample import main as sample_main
+
+        return sample_main(argv[1:]) or 0
     args = _parser().parse_args(argv)
     try:
-        return {"backfill": cmd_backfill, "cursor": cmd_cursor, "sample": cmd_sample}[args.command](args)
+        return {"backfill": cmd_backfill, "cursor": cmd_cursor}[args.command](args)
     except SheetfillError as error:
         print(f"sheetfill: {error}", file=sys.stderr)
         return 2

@@ -52,3 +52,11 @@ def test_cli_backfill_exit_codes(archives, tmp_path):
     assert failed.returncode == 1 and "2025-10-01--v1" in failed.stdout and "failed_processing" in failed.stdout
     shown = cli("cursor", "show", *common)
     assert shown.returncode == 0 and "no cursor yet" in shown.stdout  # backfills never set it
+
+
+def test_cli_sample_writes_archives_and_ground_truth(tmp_path):
+    done = cli("sample", "--out", str(tmp_path), "--days", "2", "--versions", "v1", "--scale", "0.02",
+               "--pattern", "inputs-{date:%Y%m%d}-v{version}.zip")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.zip")) == ["inputs-20250929-vv1.zip", "inputs-20250930-vv1.zip"]
+    assert any((tmp_path / "ground_truth").iterdir())
