@@ -43,8 +43,9 @@ def test_name_match_key_ignores_case_punctuation_accents_and_legal_suffixes(name
     assert name_match_key(name) == "acme aviation"
 
 
-def test_name_match_key_keeps_meaningful_words_and_ampersands():
-    assert name_match_key("Smith & Sons Flight Training") == "smith and sons flight training"
+def test_name_match_key_keeps_meaningful_words_and_treats_ampersand_as_optional():
+    assert name_match_key("Smith & Sons Flight Training") == "smith sons flight training"
+    assert name_match_key("Smith and Sons Flight Training") == name_match_key("Smith Sons Flight Training")
     assert name_match_key("Ltd") == "ltd"                 # a name that is only a suffix stays
     assert name_match_key("Limited Edition Aviation") == "limited edition aviation"
 

@@ -124,3 +124,16 @@ def test_generic_profile_on_the_same_bundle_keeps_one_record_per_row(generated):
     assert result.counts["duplicates_merged"] == 0
     assert result.records["source_count"].eq(1).all()
     assert Path(json.loads(result.records["source_rows"].iloc[0])[0][0]).suffix == ".xlsx"
+
+
+def test_record_ids_survive_a_cleaner_recapture(tmp_path):
+    """v2 of a date holds the same rows as v1 with fewer typos: most organisations keep their record_id."""
+    ids = {}
+    for version in ("v1", "v2"):
+        archive = tmp_path / f"{version}.zip"
+        generate_bundle(archive, dt.date(2025, 9, 29), version, scale=0.3)
+        zipfile.ZipFile(archive).extractall(tmp_path / version)
+        ids[version] = set(refine_bundle(tmp_path / version, load_profile("aviation")).records["record_id"])
+    shared = len(ids["v1"] & ids["v2"]) / len(ids["v1"] | ids["v2"])
+    print(f"record ids shared: {shared:.1%}")
+    assert shared >= 0.90, f"only {shared:.0%} of record ids shared between v1 and v2"

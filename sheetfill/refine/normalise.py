@@ -102,13 +102,14 @@ def split_role(text: str) -> tuple[str, str | None]:
 def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> str:
     """Accent-, case-, punctuation- and legal-suffix-free key used to match organisation names.
 
-    'Acme Aviation (Pty) Ltd', 'ACME  AVIATION PTY LTD.' and 'Acmé Aviation' all give 'acme aviation'.
+    'Acme Aviation (Pty) Ltd', 'ACME  AVIATION PTY LTD.' and 'Acmé Aviation' all give 'acme aviation';
+    'Sky & Orbit', 'Sky and Orbit' and 'Sky Orbit' all give 'sky orbit' (captures drop the '&' freely).
     """
     if not text:
         return ""
-    folded = unicodedata.normalize("NFKD", text.casefold().replace("&", " and "))
+    folded = unicodedata.normalize("NFKD", text.casefold())
     ascii_text = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    tokens = NON_ALNUM.sub(" ", ascii_text).split()
+    tokens = [t for t in NON_ALNUM.sub(" ", ascii_text).split() if t != "and"]
     while len(tokens) > 1 and tokens[-1] in legal_suffixes:
         tokens.pop()
     return " ".join(tokens)

@@ -399,6 +399,21 @@ def collect_all(rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, ord
     return np.where(joined == "", None, joined)
 
 
+def consensus_keys(keys: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per cluster, the name key most of its rows share (ties: the smallest), "" when none has one.
+
+    The id rests on this rather than on the chosen display name, so a typo in the preferred source,
+    or a cleaner re-capture of it, does not change the record's id.
+    """
+    named = pd.DataFrame({"c": cluster, "k": keys})
+    named = named[present(keys) & (named["k"] != "")]
+    counts = named.groupby(["c", "k"], sort=False).size().reset_index(name="n")
+    best = counts.sort_values(["c", "n", "k"], ascending=[True, False, True]).drop_duplicates("c")
+    result = np.full(n_clusters, "", dtype=object)
+    result[best["c"].to_numpy()] = best["k"].to_numpy(dtype=object)
+    return result
+
+
 def record_ids(chosen_keys: np.ndarray, first_refs: np.ndarray, identities: np.ndarray) -> np.ndarray:
     """Stable id: hash of the organisation's match key (of its first row's address when unnamed).
 
@@ -458,8 +473,7 @@ def build_records(rows: pd.DataFrame, cluster: np.ndarray, profile_data: dict,
     first_row = first_per_group(cluster, np.arange(len(cluster)), n_clusters)
     name_field = name_field_of(profile_data)
     if settings.get("enabled", True) and name_field:
-        chosen_keys = take(column(rows, "_name_key"), source[name_field])
-        chosen_keys = np.where(present(chosen_keys), chosen_keys, "")
+        chosen_keys = consensus_keys(column(rows, "_name_key"), cluster, n_clusters)
     else:
         chosen_keys = np.full(n_clusters, "", dtype=object)
     link_fields = [f for f in settings.get("link_fields", []) if f in chosen]
