@@ -156,6 +156,44 @@ def test_bad_archives_fail_only_their_bundle(workflow, tmp_path):
     assert (workflow.restore / "data-docs" / "index.html").exists()
 
 
+def test_failed_validation_is_visible_keeps_good_work_and_holds_the_cursor(workflow, tmp_path):
+    import datetime as dt
+
+    import yaml
+
+    from sheetfill.cursor import read_cursor
+    from sheetfill.profiles import resolve_profile_path
+    from sheetfill.sample import generate_bundle
+
+    # 2025-09-30--v1 is a truncated capture: far fewer organisations than its neighbours.
+    generate_bundle(workflow.archives / "2025-09-30" / "hotpass-inputs-v1.zip", dt.date(2025, 9, 30), "v1",
+                    scale=0.01)
+    profile = yaml.safe_load(resolve_profile_path("aviation").read_text())
+    profile["expectations"].append({"name": "enough_records", "check": "row_count", "min": 25})
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(profile))
+    cursor = workflow.restore / ".sheetfill" / "cursor.json"
+
+    done = workflow.run(check=False, profile=str(strict), until="2025-09-30")  # a scheduled run
+    assert done.returncode != 0
+    assert "2025-09-30--v1" in done.stderr and "FAILED validation" in done.stderr
+    assert "1 of " in done.stderr and "expectations failed" in done.stderr
+    assert {b: workflow.status(b)["status"] for b in ALL6[:4]} == {
+        "2025-09-29--v1": "ok", "2025-09-29--v2": "ok", "2025-09-30--v1": "failed_validation", "2025-09-30--v2": "ok"}
+    assert all((workflow.outputs(b) / "refined.parquet").exists() for b in ALL6[:4])  # failing one too
+    failing = json.loads((workflow.outputs("2025-09-30--v1") / "validation.json").read_text())
+    assert [e["name"] for e in failing["results"] if not e["success"]] == ["enough_records"]
+    page = (workflow.restore / "data-docs" / "index.html").read_text()
+    assert "2025-09-30--v1" in page and "failed" in page.lower()
+    assert read_cursor(cursor) is None  # a failing run never advances the cursor
+
+    profile["expectations"][-1]["min"] = 5  # the governance fix
+    strict.write_text(yaml.safe_dump(profile))
+    workflow.run(profile=str(strict), until="2025-09-30")
+    assert workflow.status("2025-09-30--v1")["status"] == "ok"
+    assert str(read_cursor(cursor)) == "2025-09-30"
+
+
 def test_archive_option_packs_outputs_with_checksums(workflow):
     import hashlib
 
