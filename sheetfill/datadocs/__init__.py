@@ -137,6 +137,18 @@ def _failure_chart(axes, bundles: list[dict], versions: list[str]) -> None:
             axes.bar(broken, [1] * len(broken), width=width, color="none", edgecolor="#b42318", hatch="//",
                      label=f"{version}: failed to process")
     axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.set_ylim(0, max(1.0, axes.get_ylim()[1]))  # a clean window shows 0..1, not -0.05..0.05
+
+
+def _date_axis(axes, bundles: list[dict]) -> None:
+    """Whole days on the x axis: one tick per date for short windows, calendar ticks for long ones."""
+    import matplotlib.dates as mdates
+
+    dates = [d for d in (_as_date(b.get("date")) for b in bundles) if d]
+    short = dates and (max(dates) - min(dates)).days < 10
+    locator = mdates.DayLocator() if short else mdates.AutoDateLocator(minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 CHARTS = [
@@ -151,7 +163,6 @@ def draw_charts(bundles: list[dict], out: Path) -> list[dict]:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never a display, never a GUI toolkit
-    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     versions = sorted({b.get("version") or "" for b in bundles}, key=_version_key)
@@ -160,7 +171,7 @@ def draw_charts(bundles: list[dict], out: Path) -> list[dict]:
         figure, axes = plt.subplots(figsize=(8, 2.8), dpi=100)
         draw(axes, bundles, versions)
         axes.set_title(title, fontsize=10)
-        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(axes.xaxis.get_major_locator()))
+        _date_axis(axes, bundles)
         axes.tick_params(labelsize=8)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
