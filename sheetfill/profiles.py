@@ -8,6 +8,7 @@ enforced by workflow/schemas/profile.schema.yaml plus the cross-reference checks
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,7 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "profile.schema.yaml"
 
 # Output columns the engine derives itself rather than reading from a declared field.
 DERIVED_COLUMNS = {"emails": "email", "phones": "phone"}
+CHECKS = ("not_null", "unique", "regex", "in_set", "between", "row_count")  # see sheetfill.validation
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     data = _parse_yaml(raw, path)
     _check_schema(data, path)
     _check_references(data, path)
+    _check_expectations(data, path)
     return Profile(
         name=data["name"],
         path=path,
@@ -187,3 +190,31 @@ def _duplicate_names(key: str, names: list[str]) -> list[str]:
             problems.append(f"  {key}[{i}].name: {name!r} is used twice; fix: give each a unique name")
         seen.add(name)
     return problems
+
+
+def expectation_problems(expectations: list[dict]) -> list[str]:
+    """Mistakes a schema cannot see (unknown check, missing option, bad regex), as 'key: fix' lines."""
+    problems = []
+    for i, spec in enumerate(expectations):
+        where, check = f"expectations[{i}] ({spec.get('name')})", spec.get("check")
+        if check not in CHECKS:
+            problems.append(f"{where}.check: {check!r} is unknown; fix: use one of {', '.join(CHECKS)}")
+        elif check != "row_count" and not spec.get("column"):
+            problems.append(f"{where}.column: missing; fix: name the column to check")
+        elif check == "regex":
+            try:
+                re.compile(spec.get("pattern") or "")
+            except re.error as exc:
+                problems.append(f"{where}.pattern: not a valid regular expression ({exc}); fix the pattern")
+        elif check == "in_set" and not spec.get("values"):
+            problems.append(f"{where}.values: missing; fix: list the allowed values")
+        elif check in ("between", "row_count") and "min" not in spec and "max" not in spec:
+            problems.append(f"{where}: {check} needs min and/or max")
+    return problems
+
+
+def _check_expectations(data: dict, path: Path) -> None:
+    """Reject, at load time (so before any job runs), expectations the schema cannot judge."""
+    problems = expectation_problems(data.get("expectations", []))
+    if problems:
+        raise ProfileError(f"data profile {path} has invalid expectations:\n  " + "\n  ".join(problems))

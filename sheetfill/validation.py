@@ -21,8 +21,8 @@ import re
 import pandas as pd
 
 from sheetfill.errors import ProfileError
+from sheetfill.profiles import CHECKS, expectation_problems  # noqa: F401 - checked at load, re-checked here
 
-CHECKS = ("not_null", "unique", "regex", "in_set", "between", "row_count")
 EXAMPLES = 5          # unexpected values shown per expectation
 EXAMPLE_CHARS = 80    # long cells are cut: the docs show a hint, not the cell
 
@@ -169,27 +169,6 @@ def evaluate(frame: pd.DataFrame, spec: dict, pii_fields=()) -> dict:
     if spec.get("column") not in frame.columns:
         return _error(spec, f"column {spec.get('column')!r} is not in the {spec.get('source', 'records')} data")
     return _column_check(frame, spec, spec["column"] in set(pii_fields))
-
-
-def expectation_problems(expectations: list[dict]) -> list[str]:
-    """Mistakes a schema cannot see (unknown check, missing option, bad regex), as 'key: fix' lines."""
-    problems = []
-    for i, spec in enumerate(expectations):
-        where, check = f"expectations[{i}] ({spec.get('name')})", spec.get("check")
-        if check not in CHECKS:
-            problems.append(f"{where}.check: {check!r} is unknown; fix: use one of {', '.join(CHECKS)}")
-        elif check != "row_count" and not spec.get("column"):
-            problems.append(f"{where}.column: missing; fix: name the column to check")
-        elif check == "regex":
-            try:
-                re.compile(spec.get("pattern") or "")
-            except re.error as exc:
-                problems.append(f"{where}.pattern: not a valid regular expression ({exc}); fix the pattern")
-        elif check == "in_set" and not spec.get("values"):
-            problems.append(f"{where}.values: missing; fix: list the allowed values")
-        elif check in ("between", "row_count") and "min" not in spec and "max" not in spec:
-            problems.append(f"{where}: {check} needs min and/or max")
-    return problems
 
 
 def validate(records: pd.DataFrame, profile, sources=None) -> dict:

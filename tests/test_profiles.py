@@ -104,3 +104,9 @@ def test_duplicate_expectation_names_rejected(tmp_path):
     path = write_profile(tmp_path, expectations=twice)
     with pytest.raises(ProfileError, match=r"'same' is used twice"):
         load_profile(path)
+
+
+def test_a_broken_regex_is_rejected_at_load_before_any_job(tmp_path):
+    broken = [{"name": "e", "check": "regex", "column": "website", "pattern": "(unclosed"}]
+    with pytest.raises(ProfileError, match=r"expectations\[0\] \(e\)\.pattern: not a valid regular expression"):
+        load_profile(write_profile(tmp_path, expectations=broken))
