@@ -17,6 +17,14 @@ import yaml
 
 from sheetfill.errors import ConfigError
 
+# libyaml's parser when PyYAML was built with it: ~10x faster than the pure-Python one, per job.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text):
+    """yaml.safe_load, through libyaml when available."""
+    return yaml.load(text, Loader=_YAML_LOADER)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -50,7 +58,7 @@ class Settings:
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    return load_yaml(SCHEMA_PATH.read_text())
 
 
 def parse_date(key: str, value) -> dt.date | None:

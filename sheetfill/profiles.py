@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from sheetfill.config import load_yaml
 from sheetfill.errors import ProfileError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +93,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
 
 def _parse_yaml(raw: bytes, path: Path) -> dict:
     try:
-        data = yaml.safe_load(raw)
+        data = load_yaml(raw)
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: not valid YAML ({exc}); fix the syntax at the position shown") from None
     if not isinstance(data, dict):
@@ -105,7 +106,7 @@ def _validator():
     # jsonschema is imported here so that importing sheetfill.profiles stays cheap.
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = load_yaml(SCHEMA_PATH.read_text(encoding="utf-8"))
     return jsonschema.Draft202012Validator(schema)
 
 

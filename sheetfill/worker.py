@@ -113,6 +113,7 @@ def serve(path: str) -> None:
             importlib.import_module(module)
         except ImportError as exc:  # still useful: children import what they need themselves
             print(f"sheetfill worker: could not preload {module}: {exc}", file=sys.stderr)
+    _warm_up()
     _remove(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
@@ -132,6 +133,31 @@ def serve(path: str) -> None:
                 last_work = time.monotonic()
     finally:
         _remove(path)
+
+
+def _warm_up() -> None:
+    """Refine one tiny sample bundle so that every child starts with lazy imports done and caches
+    filled (phone metadata, compiled patterns, writers): measured 0.36 -> see bench/RESULTS.md."""
+    import gc
+    import tempfile
+    from datetime import date
+    from pathlib import Path
+
+    from sheetfill.bundle import BundleJob, process_bundle
+    from sheetfill.config import Limits
+    from sheetfill.sample import generate_bundle
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="sheetfill-warm-") as tmp:
+            root = Path(tmp)
+            generate_bundle(root / "warm.zip", date(2025, 1, 1), "v1", scale=0.02)
+            process_bundle(BundleJob(
+                archive=root / "warm.zip", bundle="2025-01-01--v1", restored=root / "restored", outputs=root / "out",
+                profile=os.path.join(os.path.dirname(PACKAGE), "config", "profiles", "aviation.yaml"),
+                limits=Limits(10**9, 1000, 10**5), window={}, history=root / "history"))
+    except Exception as exc:  # a cold child is slower, not wrong
+        print(f"sheetfill worker: warm-up skipped: {exc}", file=sys.stderr)
+    gc.freeze()  # children's garbage collections then leave the inherited heap (and its pages) alone
 
 
 def _remove(path: str) -> None:
