@@ -67,14 +67,17 @@ def _process_share(jobs: list[tuple[str, str, str, str]]) -> int:
         process_bundle(BundleJob(
             archive=Path(archive), bundle=bundle, restored=restore_root / bundle,
             outputs=restore_root / "outputs" / bundle, profile=str(REPO / "config/profiles/aviation.yaml"),
-            limits=limits, window={}, history=None,
+            limits=limits, window={}, history=restore_root / ".sheetfill" / "history",
         ))
     return len(jobs)
 
 
 def in_process_floor(root: Path, restore: Path, cores: int) -> float:
-    """The same library calls for the same bundles, one Python process per core."""
+    """The same library calls for the same bundles, one Python process per core, then the run-level
+    steps the workflow also ends with: data docs for the window and the gate's summary."""
+    from sheetfill.datadocs import build_data_docs
     from sheetfill.discovery import scan
+    from sheetfill.runs import close_run
 
     found = scan(root, PATTERN)
     jobs = [(str(root), str(a.path), a.bundle, str(restore)) for a in found]
@@ -82,6 +85,10 @@ def in_process_floor(root: Path, restore: Path, cores: int) -> float:
     started = time.perf_counter()
     with ProcessPoolExecutor(cores) as pool:
         assert sum(pool.map(_process_share, shares)) == len(jobs)
+    outputs = [restore / "outputs" / bundle for _, _, bundle, _ in jobs]
+    window = {"backfill": True}
+    build_data_docs(outputs, restore / "data-docs", window)
+    close_run(outputs, window, restore / "runs" / "floor.json", restore / ".sheetfill" / "cursor.json")
     return time.perf_counter() - started
 
 

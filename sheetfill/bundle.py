@@ -115,11 +115,9 @@ def _diff_with_previous_build(job: BundleJob, refined: Path) -> dict | None:
     previous = _previous_build(job)
     if previous is None or not previous.exists():
         return None
-    import pandas as pd
+    from sheetfill.diff import diff_records, read_for_diff
 
-    from sheetfill.diff import diff_records
-
-    return diff_records(pd.read_parquet(previous), pd.read_parquet(refined))
+    return diff_records(read_for_diff(previous), read_for_diff(refined))
 
 
 def remember_build(job: BundleJob) -> None:

@@ -87,13 +87,11 @@ def version_diffs(bundles: list[dict]) -> dict[str, dict]:
     pairs = [(a, b) for versions in by_date.values() for a, b in zip(versions, versions[1:])]
     if not pairs:
         return {}
-    import pandas as pd
-
-    from sheetfill.diff import diff_records
+    from sheetfill.diff import diff_records, read_for_diff
 
     return {after["bundle"]: {"against": before["bundle"], "against_page": before["page"],
-                              **diff_records(pd.read_parquet(before["folder"] / "refined.parquet"),
-                                             pd.read_parquet(after["folder"] / "refined.parquet"))}
+                              **diff_records(read_for_diff(before["folder"] / "refined.parquet"),
+                                             read_for_diff(after["folder"] / "refined.parquet"))}
             for before, after in pairs}
 
 
