@@ -3,9 +3,10 @@
 Every bundle job is its own Snakemake job (per-bundle resumption, clear failures, cluster-ready),
 but a fresh Python paying `import pandas` & co. on each job would cost more than the refine itself.
 So the job's tiny client (`python -m sheetfill.job`) asks a long-lived server that has imported
-everything once; the server forks a child per request, hands it the client's stdout/stderr
-(the job's log) and its environment, and reports the child's exit code back. The child dies when
-its client dies (Ctrl-C, kill, Snakemake cancelling the job), so nothing outlives the job.
+everything once; a pool of worker processes forked from it takes the requests, runs each job with
+the client's stdout/stderr (the job's log), working directory and environment, and reports its exit
+code back. A worker dies when its client dies mid-job (Ctrl-C, kill, Snakemake cancelling the job),
+so no job outlives its Snakemake job.
 
 The server is started on demand, is keyed by the sheetfill source files (edited code → new
 server) and exits after IDLE_SECONDS without work. Cluster jobs (SLURM_JOB_ID set) and
@@ -24,6 +25,8 @@ import time
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 IDLE_SECONDS = 60
+MAX_WORKERS = 64       # worker processes at most (one per job running at once)
+JOBS_PER_WORKER = 200  # then the worker is replaced: bounds what slow leaks a job could leave behind
 PRELOAD = ("sheetfill.bundle", "sheetfill.refine", "sheetfill.validation", "sheetfill.diff", "pandas",
            "pyarrow.parquet")
 
@@ -104,35 +107,69 @@ def _start_server_and_connect(path: str) -> socket.socket | None:
 # ---------------------------------------------------------------- server side
 
 def serve(path: str) -> None:
+    """Preload, warm up, then keep a pool of forked worker processes serving jobs until idle.
+
+    Each worker blocks in accept() on the shared socket and serves jobs one after another, so a job
+    pays neither start-up nor a fork; the server forks another worker whenever none is idle
+    (so the pool grows to the number of jobs Snakemake runs at once) and stops them all after
+    IDLE_SECONDS without work.
+    """
     import importlib
     import selectors
+    import signal
 
     enable_site()  # the server needs site-packages even when the client ran with python -S
     for module in PRELOAD:
         try:
             importlib.import_module(module)
-        except ImportError as exc:  # still useful: children import what they need themselves
+        except ImportError as exc:  # still useful: workers import what they need themselves
             print(f"sheetfill worker: could not preload {module}: {exc}", file=sys.stderr)
     _warm_up()
     _remove(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
-    listener.listen(64)
+    listener.listen(256)
+    events_r, events_w = os.pipe()  # workers report b"+<pid>" when a job starts, b"-<pid>" when it ends
     selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ)
-    children: set[int] = set()
+    selector.register(events_r, selectors.EVENT_READ)
+    alive, busy = set(), set()
     last_work = time.monotonic()
     try:
-        while children or time.monotonic() - last_work < IDLE_SECONDS:
+        while busy or time.monotonic() - last_work < IDLE_SECONDS:
+            if len(alive) == len(busy) and len(alive) < MAX_WORKERS:
+                alive.add(_fork_worker(listener, events_w))
             if selector.select(timeout=1.0):
-                conn, _ = listener.accept()
-                children.add(_fork_child(conn, listener))
+                _apply_events(os.read(events_r, 4096), busy)
                 last_work = time.monotonic()
-            children -= _reaped(children)
-            if children:
-                last_work = time.monotonic()
+            for pid in _reaped(alive):
+                alive.discard(pid)
+                busy.discard(pid)
     finally:
         _remove(path)
+        for pid in alive:
+            os.kill(pid, signal.SIGTERM)
+
+
+def _apply_events(data: bytes, busy: set[int]) -> None:
+    for event in data.decode().split():
+        pid = int(event[1:])
+        (busy.add if event[0] == "+" else busy.discard)(pid)
+
+
+def _fork_worker(listener: socket.socket, events_w: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        for _ in range(JOBS_PER_WORKER):
+            conn, _ = listener.accept()
+            os.write(events_w, f"+{os.getpid()} ".encode())
+            _serve_one(conn)
+            os.write(events_w, f"-{os.getpid()} ".encode())
+        code = 0
+    finally:
+        os._exit(code)
 
 
 def _warm_up() -> None:
@@ -183,44 +220,61 @@ def _reaped(children: set[int]) -> set[int]:
     return done
 
 
-def _fork_child(conn: socket.socket, listener: socket.socket) -> int:
-    pid = os.fork()
-    if pid:
-        conn.close()
-        return pid
-    listener.close()
-    code = 1
-    try:
-        code = _serve_one(conn)
-    finally:
-        os._exit(code)
+def _serve_one(conn: socket.socket) -> None:
+    """Run one client's job with its stdout/stderr, working directory and environment, then put
+    the worker's own back, so nothing of one job leaks into the next."""
+    import threading
+
+    with conn:
+        header, fds, _, _ = socket.recv_fds(conn, 8, 2)
+        size = int.from_bytes(header, "big")
+        payload = b""
+        while len(payload) < size:
+            payload += conn.recv(size - len(payload))
+        request = json.loads(payload)
+        saved = _enter_job(request, fds)
+        finished = threading.Event()
+        threading.Thread(target=_die_with_client, args=(conn, finished), daemon=True).start()
+        try:
+            code = _run_job(request["argv"])
+        finally:
+            finished.set()
+            _leave_job(saved, fds)
+        conn.sendall(f"{code}\n".encode())
 
 
-def _serve_one(conn: socket.socket) -> int:
-    header, fds, _, _ = socket.recv_fds(conn, 8, 2)
-    size = int.from_bytes(header, "big")
-    payload = b""
-    while len(payload) < size:
-        payload += conn.recv(size - len(payload))
-    request = json.loads(payload)
+def _enter_job(request: dict, fds: list[int]) -> tuple:
+    saved = (os.dup(1), os.dup(2), os.getcwd(), dict(os.environ))
     os.dup2(fds[0], 1)
     os.dup2(fds[1], 2)
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    import threading
+    return saved
 
-    threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
-    code = _run_job(request["argv"])
+
+def _leave_job(saved: tuple, fds: list[int]) -> None:
+    stdout, stderr, cwd, environ = saved
     sys.stdout.flush()
     sys.stderr.flush()
-    conn.sendall(f"{code}\n".encode())
-    return code
+    for fd, original in ((1, stdout), (2, stderr)):
+        os.dup2(original, fd)
+        os.close(original)
+    for fd in fds:
+        os.close(fd)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environ)
 
 
-def _die_with_client(conn: socket.socket) -> None:
-    """The client never sends more; EOF means it was killed, so stop working on its job."""
-    if conn.recv(1) == b"":
+def _die_with_client(conn: socket.socket, finished) -> None:
+    """The client never sends more: EOF before the job finished means it was killed (Ctrl-C, kill,
+    Snakemake cancelling), so the worker stops working on its job at once; the server replaces it."""
+    try:
+        closed = conn.recv(1) == b""
+    except OSError:  # the worker closed the connection itself: the job is over
+        return
+    if closed and not finished.is_set():
         os._exit(1)
 
 

@@ -31,3 +31,56 @@ def test_worker_off_and_cluster_jobs_run_in_process(tmp_path):
         done = via_worker("pack", "--outputs", str(tmp_path), "--zip", str(tmp_path / "o.zip"),
                           env={**os.environ, **extra})
         assert done.stdout.strip() == "fallback"
+
+
+def worker_processes() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and "sheetfill.worker" in p.info["cmdline"]}
+
+
+def test_workers_serve_job_after_job_in_each_callers_folder_and_log(tmp_path):
+    folders = [tmp_path / name for name in ("a", "b", "c")]
+    for folder in folders:
+        (folder / "out").mkdir(parents=True)
+        (folder / "out" / "name.txt").write_text(folder.name)
+    pack = ["pack", "--outputs", "out", "--zip", "o.zip"]  # relative: each job must run in its caller's folder
+    failed = subprocess.run([sys.executable, "-c", CLIENT, "pack", "--outputs", "missing", "--zip", "x/o.zip"],
+                            cwd=folders[0], capture_output=True, text=True, timeout=60)
+    assert "code=1" in failed.stdout and "Error" in failed.stderr
+    pool = worker_processes()
+    for folder in folders:
+        done = subprocess.run([sys.executable, "-c", CLIENT, *pack], cwd=folder, capture_output=True, text=True,
+                              timeout=60)
+        assert done.stdout.strip() == "code=0" and done.stderr == ""  # nothing of the failed job's log
+        assert zipfile.ZipFile(folder / "o.zip").read("name.txt") == folder.name.encode()
+    assert worker_processes() == pool  # the same warm processes did all three jobs: no start-up, no fork
+
+
+def test_a_killed_client_stops_its_job_and_the_next_job_still_runs(tmp_path):
+    import datetime as dt
+    import json
+    import time
+
+    from sheetfill.config import Limits
+    from sheetfill.sample import generate_bundle
+
+    archive = tmp_path / "big.zip"
+    generate_bundle(archive, dt.date(2025, 1, 1), "v1", scale=3)
+    limits = json.dumps(Limits(10**9, 1000, 10**5).__dict__)
+    argv = ["bundle", "--archive", str(archive), "--bundle", "2025-01-01--v1", "--restored", str(tmp_path / "r"),
+            "--outputs", str(tmp_path / "out"), "--profile", "aviation", "--limits", limits]
+    via_worker("pack", "--outputs", str(archive.parent), "--zip", str(tmp_path / "warm.zip"))  # server up
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob(".*partial*")) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the job is under way: its staging folder exists
+    assert list(tmp_path.glob(".*partial*")), "the job never started"
+    client.kill()
+    client.wait()
+    time.sleep(3)  # far longer than the job would have needed to finish
+    assert not (tmp_path / "out").exists(), "the job went on after its client was killed"
+    done = via_worker(*argv)
+    assert done.stdout.strip().endswith("code=0"), done.stderr
+    assert (tmp_path / "out" / "refined.parquet").exists()
