@@ -71,3 +71,25 @@ def all_targets():
     if SETTINGS.archive:
         targets += [f"{RESTORE_ROOT}/outputs/{bundle}.zip" for bundle in PLAN.bundles]
     return targets
+
+
+def cancel_rescheduling_timers():
+    """Let the process exit as soon as the run is over.
+
+    Snakemake's job rate limiter (--max-jobs-per-timespan, default 100/1s) re-wakes its scheduler
+    with a non-daemon 1 s threading.Timer, and Python waits for it at exit: every run, even a no-op,
+    ended ~1 s late. Once the scheduler has finished, the pending timers have nothing left to wake.
+    """
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
+onsuccess:
+    cancel_rescheduling_timers()
+
+
+onerror:
+    cancel_rescheduling_timers()
