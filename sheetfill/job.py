@@ -24,7 +24,9 @@ def _parser():
     bundle.add_argument("--restored", type=Path, required=True)
     bundle.add_argument("--outputs", type=Path, required=True)
     bundle.add_argument("--profile", required=True)
-    bundle.add_argument("--limits", required=True, help="JSON of sheetfill.config.Limits")
+    bundle.add_argument("--limits", default=os.environ.get("SHEETFILL_LIMITS"),
+                        required="SHEETFILL_LIMITS" not in os.environ,
+                        help="JSON of sheetfill.config.Limits (default: $SHEETFILL_LIMITS)")
     bundle.add_argument("--window", default=os.environ.get("SHEETFILL_WINDOW", "{}"),
                         help="JSON describing the run's window, for provenance (default: $SHEETFILL_WINDOW)")
     bundle.add_argument("--history", type=Path, default=None)

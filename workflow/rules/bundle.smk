@@ -17,16 +17,12 @@ rule bundle:
         ),
     log:
         f"{RESTORE_ROOT}/logs/bundle/{{date}}--{{version}}.log",
-    params:
-        python=PYTHON,
-        limits=LIMITS_JSON,
-        history=f"{RESTORE_ROOT}/.sheetfill/history",
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        "{params.python} -S -m sheetfill.job bundle --archive {input.archive:q} --bundle {wildcards.date}--{wildcards.version} "
-        "--restored {output.restored:q} --outputs {output.refined:q} --profile {input.profile:q} "
-        "--limits {params.limits:q} --history {params.history:q} > {log:q} 2>&1"
+        f"{JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version}} "
+        f"--restored {{output.restored:q}} --outputs {{output.refined:q}} --profile {{input.profile:q}} "
+        f"--history {HISTORY} > {{log:q}} 2>&1"
 
 
 rule archive_bundle:
@@ -36,10 +32,8 @@ rule archive_bundle:
         f"{RESTORE_ROOT}/outputs/{{date}}--{{version}}.zip",
     log:
         f"{RESTORE_ROOT}/logs/archive/{{date}}--{{version}}.log",
-    params:
-        python=PYTHON,
     localrule: True
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        "{params.python} -S -m sheetfill.job pack --outputs {input:q} --zip {output:q} > {log:q} 2>&1"
+        f"{JOB} pack --outputs {{input:q}} --zip {{output:q}} > {{log:q}} 2>&1"

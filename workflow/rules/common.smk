@@ -2,6 +2,7 @@
 # (sheetfill.plan) so the CLI, the Python API and this workflow reject bad input identically.
 import json
 import os
+import shlex
 import sys
 from dataclasses import asdict
 
@@ -20,21 +21,33 @@ except SheetfillError as error:
 SETTINGS = PLAN.settings
 RESTORE_ROOT = str(SETTINGS.restore_root).rstrip("/")
 ARCHIVES = {archive.bundle: str(archive.path) for archive in PLAN.archives}
-LIMITS_JSON = json.dumps(asdict(SETTINGS.limits), sort_keys=True)
+
+
+def shell_constant(text):
+    """A value fixed at parse time, quoted for the shell and escaped for Snakemake's formatting."""
+    return shlex.quote(str(text)).replace("{", "{{").replace("}", "}}")
+
+
+# The job command's constant parts go into the shell string when the Snakefile is parsed, not into
+# params: Snakemake evaluates params for every job, ~0.2 s per 10,000 bundles of planning.
 # The interpreter running Snakemake (skips e.g. pyenv's 50 ms shim); conda envs bring their own.
 PYTHON = "python" if "conda" in str(workflow.deployment_settings.deployment_method) else sys.executable
+JOB = f"{shell_constant(PYTHON)} -S -m sheetfill.job"
+HISTORY = shell_constant(f"{RESTORE_ROOT}/.sheetfill/history")
 
 # Run context for the jobs, passed as environment (declared below, so cluster jobs get it too)
 # rather than as params: a bundle built in another window must not count as out of date.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 os.environ["SHEETFILL_WINDOW"] = PLAN.window_json()
 os.environ["SHEETFILL_WORKER"] = SETTINGS.worker
+os.environ["SHEETFILL_LIMITS"] = json.dumps(asdict(SETTINGS.limits), sort_keys=True)
 
 
 envvars:
     "PYTHONPATH",
     "SHEETFILL_WINDOW",
     "SHEETFILL_WORKER",
+    "SHEETFILL_LIMITS",
 
 
 if PLAN.note:
