@@ -121,14 +121,20 @@ def scan(root: Path, pattern: str) -> list[Archive]:
                     found.append(archive)
 
     walk(str(root), 0, {})
-    found.sort()
+    found.sort(key=lambda a: (a.date, a.version, str(a.path)))
     _refuse_duplicates(found)
     return found
 
 
+def _parse_date(text: str, date_format: str) -> dt.date:
+    if date_format == "%Y-%m-%d" and len(text) == 10:
+        return dt.date.fromisoformat(text)  # the common layout, ~5x faster than strptime
+    return dt.datetime.strptime(text, date_format).date()
+
+
 def _archive(path: Path, groups: dict, date_format: str) -> Archive | None:
     try:
-        date = dt.datetime.strptime(groups["date"], date_format).date()
+        date = _parse_date(groups["date"], date_format)
     except ValueError:
         return None  # looks like a date but is not one (e.g. 2025-13-45): not an archive of ours
     return Archive(date=date, version=groups["version"], path=path)
