@@ -74,6 +74,19 @@ def test_changed_profile_reruns_its_bundles(workflow, tmp_path):
     assert workflow.planned_bundles(**window) == ALL6[:2]
 
 
+def test_generic_profile_runs_end_to_end_without_merging(workflow):
+    window = {"profile": "generic", "since": "2025-09-29", "until": "2025-09-29", "versions": ["v1"]}
+    workflow.run(**window)
+    status = workflow.status("2025-09-29--v1")
+    assert status["status"] == "ok"
+    assert status["counts"]["duplicates_merged"] == 0  # generic maps and cleans; it does not resolve
+    records = pd.read_parquet(workflow.outputs("2025-09-29--v1") / "refined.parquet")
+    assert len(records) == status["counts"]["records_out"] > 0
+    assert (records["source_count"] == 1).all()
+    provenance = json.loads((workflow.outputs("2025-09-29--v1") / "provenance.json").read_text())
+    assert "generic" in json.dumps(provenance["profile"])
+
+
 def test_kill_then_resume_gives_identical_outputs(workflow, tmp_path):
     reference = Workflow(tmp_path / "reference", workflow.archives)
     reference.run()
