@@ -111,7 +111,12 @@ def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -
     from snakemake.scheduling.greedy import SchedulerSettings as GreedySettings
     from snakemake.settings.enums import Quietness
     from snakemake.settings.types import (
-        ConfigSettings, DAGSettings, ExecutionSettings, OutputSettings, ResourceSettings, SchedulingSettings,
+        ConfigSettings,
+        DAGSettings,
+        ExecutionSettings,
+        OutputSettings,
+        ResourceSettings,
+        SchedulingSettings,
     )
 
     output = OutputSettings(quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None, show_failed_logs=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from sheetfill.errors import SheetfillError
 
@@ -72,7 +71,8 @@ def cmd_cursor(args: argparse.Namespace) -> int:
         print(f"cursor reset ({path})" if reset_cursor(path) else f"no cursor to reset ({path})")
     else:
         cursor = read_cursor(path)
-        print(f"{cursor.isoformat()} ({path})" if cursor else f"no cursor yet ({path}): the next run processes every archive")
+        none_yet = f"no cursor yet ({path}): the next run processes every archive"
+        print(f"{cursor.isoformat()} ({path})" if cursor else none_yet)
     return 0
 
 

@@ -29,7 +29,7 @@ def read_cursor(path: Path) -> dt.date | None:
 def write_cursor(path: Path, last_date: dt.date) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"last_date": last_date.isoformat(), "updated": dt.datetime.now(dt.timezone.utc).isoformat()}
+    payload = {"last_date": last_date.isoformat(), "updated": dt.datetime.now(dt.UTC).isoformat()}
     temp = path.with_name(f".{path.name}.{os.getpid()}")
     temp.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(temp, path)

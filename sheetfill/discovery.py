@@ -87,7 +87,8 @@ def compile_pattern(pattern: str) -> ArchivePattern:
         )
     stray = PLACEHOLDER.sub("", pattern)
     if "{" in stray or "}" in stray:
-        raise ConfigError(f"archive_pattern {pattern!r} has an unknown placeholder; only {{date}} and {{version}} exist.")
+        raise ConfigError(
+            f"archive_pattern {pattern!r} has an unknown placeholder; only {{date}} and {{version}} exist.")
     if pattern.startswith("/") or ".." in pattern.split("/"):
         raise ConfigError(f"archive_pattern {pattern!r} must be relative to archive_root, without '..'.")
     date_format = next(m.group(2) for m in PLACEHOLDER.finditer(pattern) if m.group(1) == "date")

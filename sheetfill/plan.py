@@ -16,6 +16,7 @@ from sheetfill.discovery import Archive, describe_window, explain_empty, scan, s
 from sheetfill.errors import ConfigError
 from sheetfill.profiles import load_profile
 
+
 @dataclass(frozen=True)
 class Plan:
     settings: Settings

@@ -47,7 +47,8 @@ SHEETS = {  # workbook -> sheet -> (columns, default rows); "" is a blank header
     },
 }
 PROVINCES = {  # canonical -> spellings seen in captures
-    "Gauteng": ["Gauteng", "GP", "gauteng ", "GAUTENG"], "Western Cape": ["Western Cape", "W Cape", "WC", "western cape"],
+    "Gauteng": ["Gauteng", "GP", "gauteng ", "GAUTENG"],
+    "Western Cape": ["Western Cape", "W Cape", "WC", "western cape"],
     "KwaZulu-Natal": ["KwaZulu-Natal", "KZN", "Kwazulu Natal"], "Eastern Cape": ["Eastern Cape", "EC", "E Cape"],
     "Free State": ["Free State", "FS", "free state"], "Limpopo": ["Limpopo", "LP"], "Mpumalanga": ["Mpumalanga", "MP"],
     "North West": ["North West", "NW", "north-west"], "Northern Cape": ["Northern Cape", "NC"],
@@ -190,7 +191,8 @@ def _values(sheet: str, e: dict, i: int, r: random.Random, mess: Mess) -> list:
         return [ref, name, r.choice(["Active", "Left"]), first, last, e["contact_role"], mess.phone(e), mess.email(e),
                 mess.phone(e)]
     if sheet == "Company_Addresses":
-        return [ref, name, r.choice(["Physical", "Postal"]), r.choice(AIRPORTS), "Hangar 3" if r.random() < 0.3 else None]
+        kind, airport = r.choice(["Physical", "Postal"]), r.choice(AIRPORTS)
+        return [ref, name, kind, airport, "Hangar 3" if r.random() < 0.3 else None]
     if sheet == "10-10-25 Capture":
         return [i, name, f"{e['contact_name']} ({e['contact_role']})", mess.phone(e), mess.email(e),
                 f"{e['area']}, {e['province']}", ", ".join(r.sample(PLANES, 2)), mess.website(e), "Training",

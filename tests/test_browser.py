@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_datadocs import SCRIPT, WINDOW, make_window
 
 from sheetfill.datadocs import build_data_docs

@@ -85,3 +85,14 @@ def test_values_are_messy_like_real_captures(tmp_path):
     assert (~sites.str.contains("://")).any() and sites.str.contains("://").any()
     assert names.str.contains(r"\(Pty\) Ltd|Pty Ltd").any() and names.str.isupper().any()
     assert any(re.search(r"\s{2}", n) for n in names)
+
+
+def test_committed_sample_archives_are_what_the_generator_makes(tmp_path):
+    """sample/README.md's command regenerates the config's default archives byte for byte."""
+    from conftest import REPO
+
+    committed = REPO / "sample" / "archives"
+    generate_archives(tmp_path, start=dt.date(2025, 9, 29), days=3, versions=("v1", "v2"))
+    names = sorted(p.relative_to(committed) for p in committed.rglob("*.zip"))
+    assert len(names) == 6
+    assert [n for n in names if (tmp_path / n).read_bytes() != (committed / n).read_bytes()] == []

@@ -11,7 +11,6 @@ import zipfile
 
 import pandas as pd
 import pytest
-
 from conftest import START, Workflow, make_archives
 
 pytestmark = pytest.mark.slow
