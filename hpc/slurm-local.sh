@@ -55,7 +55,7 @@ write_config() {
   mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)  # MB, leaving headroom
   mkdir -p /etc/slurm "$STATE/state" "$STATE/spool"
   cat > "$CONF" <<EOF
-$MARK ($(date -u +%FT%TZ)); 'hpc/slurm-local.sh down' leaves it for the next 'up'
+$MARK ($(date -u +%FT%TZ)); removed by 'hpc/slurm-local.sh down'
 ClusterName=sheetfill-local
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
@@ -146,6 +146,11 @@ down() {
   if [ -f "$STATE/munged.pid" ]; then
     stop_pidfile "$STATE/munged.pid"
     rm -f /run/munge/munged.pid
+  fi
+  # Without a controller, a slurm.conf makes every `scontrol` wait 9 s for one; the SLURM executor
+  # plugin runs `scontrol show config` whenever Snakemake starts, even for local runs.
+  if [ -f "$CONF" ] && grep -qF "$MARK" "$CONF"; then
+    rm -f "$CONF"
   fi
   if [ -f "$STATE/hosts.orig" ] && grep -qF "$MARK" /etc/hosts; then
     cp "$STATE/hosts.orig" /etc/hosts && rm -f "$STATE/hosts.orig"

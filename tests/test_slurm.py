@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +44,11 @@ def slurm():
         pytest.fail(f"hpc/slurm-local.sh up failed:\n{up.stdout}\n{up.stderr}")
     print(f"\nSLURM set up in {time.monotonic() - started:.1f} s")
     yield
-    subprocess.run(["bash", str(SETUP), "down"], capture_output=True, text=True, timeout=120)
+    down = subprocess.run(["bash", str(SETUP), "down"], capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    # Left behind, its slurm.conf would make every later snakemake start wait 9 s on `scontrol`.
+    conf = Path("/etc/slurm/slurm.conf")
+    assert not conf.exists() or "sheetfill" not in conf.read_text()
 
 
 def slurm_job_count() -> int:
