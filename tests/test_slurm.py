@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, Workflow
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
