@@ -1,10 +1,17 @@
 # Config validation and small input functions. The logic lives in the sheetfill package
 # (sheetfill.plan) so the CLI, the Python API and this workflow reject bad input identically.
+import gc
 import json
 import os
 import shlex
 import sys
 from dataclasses import asdict
+
+# Building the DAG of a long backfill creates millions of objects and no garbage cycles worth
+# collecting; Python's default cyclic-GC thresholds made it re-scan that growing heap over and over
+# (a third of `snakemake -n` over 10,000 bundles: 7.7 -> 5.2 s, same peak memory).
+gc.freeze()
+gc.set_threshold(50_000, 20, 20)
 
 sys.path.insert(0, workflow.basedir)  # always the sheetfill that ships with this Snakefile
 
