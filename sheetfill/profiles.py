@@ -202,9 +202,11 @@ def expectation_problems(expectations: list[dict]) -> list[str]:
             problems.append(f"{where}.check: {check!r} is unknown; fix: use one of {', '.join(CHECKS)}")
         elif check != "row_count" and not spec.get("column"):
             problems.append(f"{where}.column: missing; fix: name the column to check")
+        elif check == "regex" and not spec.get("pattern"):
+            problems.append(f"{where}.pattern: missing; fix: give the regular expression values must match")
         elif check == "regex":
             try:
-                re.compile(spec.get("pattern") or "")
+                re.compile(spec["pattern"])
             except re.error as exc:
                 problems.append(f"{where}.pattern: not a valid regular expression ({exc}); fix the pattern")
         elif check == "in_set" and not spec.get("values"):

@@ -109,7 +109,7 @@ def _row_label(frame: pd.DataFrame, index) -> str:
 
 
 def _example(frame: pd.DataFrame, index, value, pii: bool) -> dict:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if pd.api.types.is_scalar(value) and pd.isna(value):  # None, NaN, NaT, pd.NA
         shown = None
     elif pii:
         shown = mask_value(value)
