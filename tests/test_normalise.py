@@ -191,3 +191,50 @@ def test_large_columns_give_the_same_result_in_parallel(monkeypatch):
     single = normalise_column(phones, "phone", {})
     assert all((a == b).all() for a, b in zip(spread, single))
     assert spread[0][0] == "+27820000000" and spread[2][-1]
+
+
+@pytest.mark.parametrize("part", [
+    "info@acme.co.za", "jane.smith+ops@x-y.co.za", "a@b.test", "a@b.localhost", "a@x.arpa", "a@b.c",
+    "a--b@x.com", "a@xn--bcher-kva.ch", "ab@ab--c.com", "a@x.co.z1", "a.@x.com", ".a@x.com", "a..b@x.com",
+    "a@" + "b" * 64 + ".com", "x" * 70 + "@y.com", "x" * 250 + "@y.com", "a@1.com", "a@-x.com", "a@x-.com",
+])
+def test_plain_email_fast_path_agrees_with_email_validator(part):
+    from email_validator import EmailNotValidError, validate_email
+
+    from sheetfill.refine.normalise import _email_candidates, plain_email
+
+    try:
+        expected = validate_email(part, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        expected = None
+    if plain_email(part):
+        assert expected == part
+    if _email_candidates(part) == [part]:          # '.a@x.com' loses its dot before validation
+        assert normalise_email(part).value == expected
+
+
+def test_za_phone_fast_path_agrees_with_phonenumbers():
+    import random
+
+    import phonenumbers
+
+    from sheetfill.refine.normalise import _parse_single_phone
+
+    rnd = random.Random(7)
+    numbers = [f"{lead}{rnd.randrange(10 ** 8):08d}" for lead in range(10, 100) for _ in range(20)]
+    for national in numbers:
+        for text in (f"0{national}", f"+27{national}", f"27{national}", national):
+            parsed = phonenumbers.parse(text, "ZA")
+            expected = (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                        if phonenumbers.is_valid_number(parsed) else None)
+            assert _parse_single_phone(text, "ZA") == expected, text
+
+
+@pytest.mark.parametrize("text", ["acme.co.za", "www.www.acme.co.za", "acme.c0m", "acme.com.", "-acme.com",
+                                  "acme-.com", "acme.com/path", "acme..com", "a" * 64 + ".com", "x.co.za?x=1"])
+def test_plain_website_fast_path_agrees_with_urlsplit_path(text):
+    from sheetfill.refine.normalise import PLAIN_HOST
+
+    result = normalise_website(text)
+    if PLAIN_HOST.fullmatch(text):
+        assert result.value == f"https://{text}" and not result.invalid

@@ -31,6 +31,8 @@ PHONE_PUNCTUATION = re.compile(r"[\s.\-]+")
 LETTERS = re.compile(r"[^\W\d_]")
 ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
 HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# A bare lower-case host name that normalise_website would return as https://host unchanged
+PLAIN_HOST = re.compile(r"(?!www\.)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{1,63}")
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 DEFAULT_LEGAL_SUFFIXES = ("pty", "ltd", "limited", "cc", "inc", "npc", "rf", "llc", "plc", "co", "proprietary")
 
@@ -48,7 +50,13 @@ def clean_text(value) -> str | None:
     """Unicode NFC, invisible characters removed, whitespace collapsed; placeholders become None."""
     if value is None:
         return None
-    text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", str(value)).translate(INVISIBLE)).strip()
+    value = str(value)
+    if value.isascii():
+        # NFC and the invisible characters only concern non-ASCII text; str.split() splits on the
+        # same whitespace as WHITESPACE (str.isspace) and drops it at both ends, like strip()
+        text = " ".join(value.split())
+    else:
+        text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", value).translate(INVISIBLE)).strip()
     return None if text.casefold() in PLACEHOLDERS else text
 
 
@@ -128,12 +136,39 @@ def _email_candidates(text: str) -> list[str]:
     return [p.strip("<>()[]'\".:") for p in parts if p.strip("<>()[]'\".:")]
 
 
+# Plain lower-case ASCII addresses that email-validator accepts unchanged: dot-atom local part of
+# letters, digits and '_+-'; host labels of letters, digits and inner hyphens (no '--', so no
+# Punycode); a final label of letters; lengths within the RFC limits. Anything else goes through
+# the library. tests/test_normalise.py checks this agrees with email-validator.
+PLAIN_EMAIL = re.compile(r"[a-z0-9_+\-]+(?:\.[a-z0-9_+\-]+)*@"
+                         r"(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
+@lru_cache(maxsize=1)
+def _special_use_domains() -> tuple[str, ...]:
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
+    return tuple(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def plain_email(part: str) -> bool:
+    """True when part is an address email-validator would accept and return as it is."""
+    if len(part) > 254 or "--" in part or not PLAIN_EMAIL.fullmatch(part):
+        return False
+    domain = part[part.index("@") + 1:]
+    return len(domain) <= 253 and not any(domain == d or domain.endswith("." + d) for d in _special_use_domains())
+
+
 def normalise_email(text: str) -> Normalised:
     """Lower-cased, syntax-checked addresses (no DNS: check_deliverability=False)."""
     from email_validator import EmailNotValidError, validate_email
 
     valid, invalid = [], False
     for part in _email_candidates(text):
+        if plain_email(part):
+            if part not in valid:
+                valid.append(part)
+            continue
         try:
             address = validate_email(part, check_deliverability=False).normalized.lower()
         except EmailNotValidError:
@@ -153,7 +188,36 @@ def _phone_library():
     return phonenumbers
 
 
+# National ('0' + 9 digits) and international ('+27' / '27' + 9 digits) South African numbers, the
+# common shapes, are checked against the region's number patterns directly instead of through
+# phonenumbers.parse (most of the cost). Other regions and shapes use the library.
+# tests/test_normalise.py checks this agrees with phonenumbers.
+ZA_SHAPE = re.compile(r"(?:0|\+?27)([1-9]\d{8})")
+
+
+@lru_cache(maxsize=1)
+def _za_valid_national():
+    """fullmatch of the 9-digit national numbers phonenumbers.is_valid_number accepts for ZA."""
+    metadata = _phone_library().PhoneMetadata.metadata_for_region("ZA")
+    general = metadata.general_desc
+    assert 9 in general.possible_length
+    kinds = [metadata.premium_rate, metadata.toll_free, metadata.shared_cost, metadata.voip,
+             metadata.personal_number, metadata.pager, metadata.uan, metadata.voicemail,
+             metadata.fixed_line, metadata.mobile]
+    patterns = [d.national_number_pattern for d in kinds
+                if d is not None and d.national_number_pattern
+                and (not d.possible_length or 9 in d.possible_length)]
+    typed = re.compile("|".join(f"(?:{p})" for p in patterns))
+    general_pattern = re.compile(general.national_number_pattern)
+    return lambda national: bool(general_pattern.fullmatch(national) and typed.fullmatch(national))
+
+
 def _parse_single_phone(text: str, region: str) -> str | None:
+    if region == "ZA":
+        shape = ZA_SHAPE.fullmatch(text)
+        if shape:
+            national = shape.group(1)
+            return f"+27{national}" if _za_valid_national()(national) else None
     phonenumbers = _phone_library()
     try:
         number = phonenumbers.parse(text, region)
@@ -195,6 +259,8 @@ def normalise_phone(text: str, region: str = "ZA") -> Normalised:
 
 def normalise_website(text: str) -> Normalised:
     """https://host/path with the host lower-cased and without 'www.'; e-mail addresses are invalid."""
+    if PLAIN_HOST.fullmatch(text):
+        return Normalised(f"https://{text}", (f"https://{text}",))
     first = URL_SEPARATORS.split(text.strip())[0]
     if "@" in first and "://" not in first:
         return Normalised(None, (), True)
