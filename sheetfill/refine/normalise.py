@@ -361,13 +361,15 @@ def email_cache_key(text: str) -> str:
     return ";".join(_email_candidates(text)) or text
 
 
+WEBSITE_PREFIXES = re.compile(r"(?:https://)?(?:http://)?(?:www\.)?")
+
+
 def website_cache_key(text: str) -> str:
-    """Scheme, 'www.' and a trailing slash do not change the canonical website."""
+    """Scheme, 'www.' and a trailing slash do not change the canonical website.
+
+    Strips, in this order and each at most once: 'https://', 'http://', 'www.'."""
     key = text.casefold().strip()
-    for prefix in ("https://", "http://", "www."):
-        if key.startswith(prefix):
-            key = key[len(prefix):]
-    return key.rstrip("/")
+    return key[WEBSITE_PREFIXES.match(key).end():].rstrip("/")
 
 
 def phone_cache_key(text: str) -> str:
@@ -391,20 +393,25 @@ def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> t
     """
     normaliser = normaliser_for(field_type, profile_data)
     cache_key = CACHE_KEYS.get(field_type)
-    cache: dict[str, Normalised] = {}
-    canonical, joined, invalid = [], [], []
+    cache: dict[str, tuple] = {}
+    empty = (None, None, False)
+    outputs = []
+    append = outputs.append
     for value in values:
         text = clean_text(value)
-        result = EMPTY
-        if text is not None:
-            key = cache_key(text) if cache_key else text
-            result = cache.get(key)
-            if result is None:
-                result = cache[key] = normaliser(key)
-        canonical.append(result.value)
-        joined.append("; ".join(result.all_values) or None)
-        invalid.append(result.invalid)
-    return canonical, joined, invalid
+        if text is None:
+            append(empty)
+            continue
+        key = cache_key(text) if cache_key else text
+        output = cache.get(key)
+        if output is None:
+            result = normaliser(key)
+            output = cache[key] = (result.value, "; ".join(result.all_values) or None, result.invalid)
+        append(output)
+    if not outputs:
+        return [], [], []
+    canonical, joined, invalid = zip(*outputs)
+    return list(canonical), list(joined), list(invalid)
 
 
 def normalise_column(raw, field_type: str, profile_data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
