@@ -8,7 +8,8 @@
 # Needs root and apt (Debian 12: slurm-wlm 22.05, munge 0.5.15). No systemd or cgroups: the daemons
 # run directly, with proctrack/linuxproc and task/none, and listen on 127.0.0.1 only. There is no
 # accounting database, so clients query job states with squeue (completed jobs stay listed for
-# MinJobAge seconds); Snakemake needs `--slurm-status-command squeue` (profiles/slurm sets it).
+# MinJobAge seconds): run Snakemake with `--slurm-status-command squeue` (docs/hpc.md). Safe to
+# repeat: `up` reuses installed packages and running daemons, `down` only stops what `up` started.
 # State, logs and PID files live in $SHEETFILL_SLURM_STATE (default /var/tmp/sheetfill-slurm).
 set -euo pipefail
 
@@ -98,9 +99,25 @@ start_munge() {
   cp /run/munge/munged.pid "$STATE/munged.pid"  # ours to stop
 }
 
+# Start a SLURM daemon unless it runs already. The daemons write their PID files themselves
+# (slurm.conf points them into $STATE). One running without its PID file (state dir wiped) uses our
+# slurm.conf (write_config refused any other), so it is adopted rather than started twice.
+start_daemon() {
+  local name=$1 pidfile="$STATE/$1.pid" other
+  running "$pidfile" && return
+  rm -f "$pidfile"
+  other=$(pgrep -x "$name" | head -1 || true)
+  if [ -n "$other" ]; then
+    log "$name already running (pid $other); adopting it"
+    echo "$other" > "$pidfile"
+    return
+  fi
+  "$name" -f "$CONF"
+}
+
 start_daemons() {
-  running "$STATE/slurmctld.pid" || { rm -f "$STATE/slurmctld.pid"; slurmctld -f "$CONF"; }
-  running "$STATE/slurmd.pid" || { rm -f "$STATE/slurmd.pid"; slurmd -f "$CONF"; }
+  start_daemon slurmctld
+  start_daemon slurmd
 }
 
 wait_idle() {
@@ -152,15 +169,23 @@ down() {
   if [ -f "$CONF" ] && grep -qF "$MARK" "$CONF"; then
     rm -f "$CONF"
   fi
-  if [ -f "$STATE/hosts.orig" ] && grep -qF "$MARK" /etc/hosts; then
-    cp "$STATE/hosts.orig" /etc/hosts && rm -f "$STATE/hosts.orig"
+  if grep -qF "$MARK" /etc/hosts; then  # drop only our line; keep the file (often a bind mount)
+    grep -vF "$MARK" /etc/hosts > "$STATE/hosts.new" || true
+    cat "$STATE/hosts.new" > /etc/hosts
+    rm -f "$STATE/hosts.new"
   fi
+  rm -f "$STATE/hosts.orig"
   log "stopped"
 }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) sinfo -N -l ;;
+  status)
+    for daemon in munged slurmctld slurmd; do
+      if running "$STATE/$daemon.pid"; then echo "$daemon: running (pid $(cat "$STATE/$daemon.pid"))"
+      else echo "$daemon: not started by this script"; fi
+    done
+    if [ -f "$CONF" ]; then sinfo -N -l; else echo "no $CONF"; fi ;;
   *) die "usage: $0 up|down|status" ;;
 esac
