@@ -55,6 +55,8 @@ def clean_text(value) -> str | None:
         # NFC and the invisible characters only concern non-ASCII text; str.split() splits on the
         # same whitespace as WHITESPACE (str.isspace) and drops it at both ends, like strip()
         text = " ".join(value.split())
+        if text == value:
+            text = value          # keep the cell's own string: no second copy of every value
     else:
         text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", value).translate(INVISIBLE)).strip()
     return None if text.casefold() in PLACEHOLDERS else text
