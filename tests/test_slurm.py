@@ -2,7 +2,7 @@
 
 Needs root and either apt-get or installed SLURM daemons; elsewhere the tests skip and say why. If the
 set-up itself fails they skip with its output too, unless SHEETFILL_REQUIRE_SLURM=1 makes that a failure.
-Snakemake ignores SIGTERM while it waits for cluster jobs, so every run is bounded by `timeout -k`.
+Snakemake ignores SIGTERM while it waits for cluster jobs, so every run is bounded by `timeout -s INT -k`.
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ def run_on_slurm(workflow: Workflow, check: bool) -> tuple[subprocess.CompletedP
     command = workflow.command(*ON_SLURM)
     at = command.index("--cores")  # the helper's local `--cores 2` would override the profile's group sizing
     del command[at:at + 2]
-    command = ["timeout", "-k", "10", "300", *command]
+    # SIGINT, not timeout's default SIGTERM: Snakemake then scancels its SLURM jobs and exits; SIGKILL backs it up.
+    command = ["timeout", "-s", "INT", "-k", "30", "300", *command]
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=330)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=360)
     if (done.returncode == 0) != check:
         raise AssertionError(f"snakemake on SLURM exit {done.returncode}\n{done.stdout}\n{done.stderr[-6000:]}")
     return done, time.monotonic() - started
