@@ -144,24 +144,32 @@ up() {
   wait_idle
 }
 
-stop_pidfile() {
-  local file=$1
-  if running "$file"; then
-    local pid
-    pid=$(cat "$file")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+# Stop the daemons behind the given PID files (all signalled at once: each takes ~2 s to exit),
+# SIGKILL what is left after 10 s, and remove the PID files (a stale one breaks a later package purge).
+stop_pidfiles() {
+  local file pids=()
+  for file in "$@"; do
+    if running "$file"; then pids+=("$(cat "$file")"); fi
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill "${pids[@]}" 2>/dev/null || true
+    local pid alive
+    for _ in $(seq 1 100); do
+      alive=()
+      for pid in "${pids[@]}"; do if kill -0 "$pid" 2>/dev/null; then alive+=("$pid"); fi; done
+      [ ${#alive[@]} -eq 0 ] && break
+      sleep 0.1
+    done
+    for pid in "${alive[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   fi
-  rm -f "$file"  # a stale PID file breaks a later package purge
+  rm -f "$@"
 }
 
 down() {
   require_root
-  stop_pidfile "$STATE/slurmd.pid"
-  stop_pidfile "$STATE/slurmctld.pid"
+  stop_pidfiles "$STATE/slurmd.pid" "$STATE/slurmctld.pid"
   if [ -f "$STATE/munged.pid" ]; then
-    stop_pidfile "$STATE/munged.pid"
+    stop_pidfiles "$STATE/munged.pid"
     rm -f /run/munge/munged.pid
   fi
   # Without a controller, a slurm.conf makes every `scontrol` wait 9 s for one; the SLURM executor
