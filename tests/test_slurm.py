@@ -59,12 +59,16 @@ def slurm():
     assert not conf.exists() or "sheetfill" not in conf.read_text()
 
 
-def run_on_slurm(workflow: Workflow, check: bool) -> tuple[subprocess.CompletedProcess, float]:
+def run_on_slurm_command(workflow: Workflow) -> list[str]:
     command = workflow.command(*ON_SLURM)
     at = command.index("--cores")  # the helper's local `--cores 2` would override the profile's group sizing
     del command[at:at + 2]
     # SIGINT, not timeout's default SIGTERM: Snakemake then scancels its SLURM jobs and exits; SIGKILL backs it up.
-    command = ["timeout", "-s", "INT", "-k", "30", "300", *command]
+    return ["timeout", "-s", "INT", "-k", "30", "300", *command]
+
+
+def run_on_slurm(workflow: Workflow, check: bool) -> tuple[subprocess.CompletedProcess, float]:
+    command = run_on_slurm_command(workflow)
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, timeout=360)
     if (done.returncode == 0) != check:
@@ -122,3 +126,33 @@ def test_a_failing_bundle_on_slurm_is_reported_and_the_others_finish(slurm, tmp_
     assert [b for b in BUNDLES if cluster.status(b)["status"] != "ok"] == ["2025-09-30--v1"]
     assert all((cluster.outputs(b) / "refined.parquet").exists() for b in BUNDLES if b != "2025-09-30--v1")
     assert (cluster.restore / "data-docs" / "index.html").exists()
+
+
+def test_a_killed_slurm_job_fails_its_group_only_and_a_rerun_redoes_it(slurm, tmp_path, archives):
+    """A job SLURM kills (time or memory limit, node failure; here scancel) fails its whole group."""
+    cluster = Workflow(tmp_path / "cluster", archives)
+    command = run_on_slurm_command(cluster)
+    known = set(subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout.split())
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        victim = None
+        deadline = time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline and run.poll() is None:
+            listed = subprocess.run(["squeue", "-h", "-t", "running", "-o", "%i"], capture_output=True, text=True)
+            victim = next((job for job in listed.stdout.split() if job not in known), None)
+            time.sleep(0.2)
+        assert victim, "no SLURM job of this run was seen running"
+        subprocess.run(["scancel", victim], check=True)
+        stdout, stderr = run.communicate(timeout=360)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode != 0, stdout + stderr
+    # Reported with the job's SLURM log (show-failed-logs), which carries slurmstepd's reason.
+    assert "Error in group bundles" in stderr and f"JOB {victim} ON" in stderr and "CANCELLED" in stderr
+    done = {b for b in BUNDLES if (cluster.outputs(b) / "bundle.json").exists()}
+    assert len(done) == 3  # the other group of 3 finished; the killed group's outputs were removed
+    assert not (cluster.restore / "data-docs").exists()  # no docs or gate over an incomplete window
+    rerun, _ = run_on_slurm(cluster, check=True)
+    assert len(SUBMITTED.findall(rerun.stdout + rerun.stderr)) == 1  # only the killed group again
+    assert all(cluster.status(b)["status"] == "ok" for b in BUNDLES)
