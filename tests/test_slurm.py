@@ -132,7 +132,8 @@ def test_a_killed_slurm_job_fails_its_group_only_and_a_rerun_redoes_it(slurm, tm
     """A job SLURM kills (time or memory limit, node failure; here scancel) fails its whole group."""
     cluster = Workflow(tmp_path / "cluster", archives)
     command = run_on_slurm_command(cluster)
-    known = set(subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout.split())
+    listed = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True, check=True)
+    known = set(listed.stdout.split())
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         victim = None
