@@ -22,8 +22,8 @@ BIG_BUNDLE_ROWS = 100_000        # above this, freed memory is handed back to th
 
 @dataclass
 class RefineResult:
-    records: "pd.DataFrame"            # one row per organisation, str column "record_id"  # noqa: F821
-    rejected: "pd.DataFrame"           # rejected / flagged source rows, "reasons" column  # noqa: F821
+    records: pd.DataFrame            # one row per organisation, str column "record_id"  # noqa: F821
+    rejected: pd.DataFrame           # rejected / flagged source rows, "reasons" column  # noqa: F821
     counts: dict                        # rows_in, records_out, duplicates_merged, flagged, rejected
     quality: dict                       # mean_score, records_flagged, flag_counts
     sources: list                       # {"file", "sheet", "rows", "source", "note"} per sheet seen

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 PARALLEL_MIN_COST = 200_000        # ~ estimated microseconds of work below which one process is faster
 # A forked child shares the parent's pages, but copies every page whose objects it touches (reference
