@@ -173,8 +173,8 @@ def _fork_worker(listener: socket.socket, events_w: int) -> int:
 
 
 def _warm_up() -> None:
-    """Refine one tiny sample bundle so that every child starts with lazy imports done and caches
-    filled (phone metadata, compiled patterns, writers): measured 0.36 -> see bench/RESULTS.md."""
+    """Refine one tiny sample bundle so that every worker starts with lazy imports done and caches
+    filled (phone metadata, compiled patterns, writers); figures in bench/RESULTS.md."""
     import gc
     import tempfile
     from datetime import date
@@ -192,7 +192,7 @@ def _warm_up() -> None:
                 archive=root / "warm.zip", bundle="2025-01-01--v1", restored=root / "restored", outputs=root / "out",
                 profile=os.path.join(os.path.dirname(PACKAGE), "config", "profiles", "aviation.yaml"),
                 limits=Limits(10**9, 1000, 10**5), window={}, history=root / "history"))
-    except Exception as exc:  # a cold child is slower, not wrong
+    except Exception as exc:  # a cold worker is slower, not wrong
         print(f"sheetfill worker: warm-up skipped: {exc}", file=sys.stderr)
     gc.freeze()  # children's garbage collections then leave the inherited heap (and its pages) alone
 
