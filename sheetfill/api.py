@@ -132,9 +132,7 @@ def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -
             dag.execute_workflow(
                 executor="local",
                 execution_settings=ExecutionSettings(keep_going=True),
-                # No job rate limiter: local jobs need none, and its non-daemon 1 s timer holds
-                # the process up to a second at exit.
-                scheduling_settings=SchedulingSettings(scheduler="greedy", max_jobs_per_timespan=None),
+                scheduling_settings=SchedulingSettings(scheduler="greedy"),
                 scheduler_settings=GreedySettings(),
             )
         except Exception as exc:  # the gate fails the workflow on purpose when a bundle failed

@@ -181,20 +181,20 @@ def _warm_up() -> None:
     from pathlib import Path
 
     from sheetfill.bundle import BundleJob, process_bundle
-    from sheetfill.config import Limits
+    from sheetfill.config import load_settings
     from sheetfill.sample import generate_bundle
 
     try:
         with tempfile.TemporaryDirectory(prefix="sheetfill-warm-") as tmp:
             root = Path(tmp)
             generate_bundle(root / "warm.zip", date(2025, 1, 1), "v1", scale=0.02)
+            limits = load_settings({"archive_root": tmp}, check_paths=False).limits  # the config defaults
             process_bundle(BundleJob(
                 archive=root / "warm.zip", bundle="2025-01-01--v1", restored=root / "restored", outputs=root / "out",
-                profile=os.path.join(os.path.dirname(PACKAGE), "config", "profiles", "aviation.yaml"),
-                limits=Limits(10**9, 1000, 10**5), window={}, history=root / "history"))
+                profile="aviation", limits=limits, window={}, history=root / "history"))
     except Exception as exc:  # a cold worker is slower, not wrong
         print(f"sheetfill worker: warm-up skipped: {exc}", file=sys.stderr)
-    gc.freeze()  # children's garbage collections then leave the inherited heap (and its pages) alone
+    gc.freeze()  # the workers' garbage collections then leave the inherited heap (and its pages) alone
 
 
 def _remove(path: str) -> None:
