@@ -468,6 +468,13 @@ def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
     return joined
 
 
+def repeated(value, count: int) -> np.ndarray:
+    """Object array holding the same object count times (np.full would copy a str once per element)."""
+    array = np.empty(count, dtype=object)
+    array.fill(value)
+    return array
+
+
 def object_frame(columns: dict) -> pd.DataFrame:
     """DataFrame that keeps each numpy column's dtype: text stays `object`.
 

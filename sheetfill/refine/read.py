@@ -13,6 +13,7 @@ import fnmatch
 import io
 import re
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
 from operator import itemgetter
@@ -22,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from sheetfill.errors import BundleError
-from sheetfill.refine.normalise import join_nonempty, object_frame
+from sheetfill.refine.normalise import join_nonempty, object_frame, repeated
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
 HEADER_SCAN_ROWS = 10          # title rows above the header are common in hand-kept sheets
 READ_BLOCK_ROWS = 65_536
+READ_THREADS = 2               # more only adds memory: the GIL-bound conversion is the other half
 META_COLUMNS = ["_file", "_sheet", "_row", "_source", "_priority"]
 NON_ALNUM = re.compile(r"[\W_]+")
 
@@ -237,15 +239,36 @@ def read_csv_file(path: Path, relative: str, profile_data: dict) -> list[tuple[S
 
 
 def _tag(frame: pd.DataFrame | None, info: SheetInfo, source: dict) -> pd.DataFrame | None:
-    """Stamp every row with where it came from."""
+    """Stamp every row with where it came from.
+
+    Each column repeats one shared str object: a pandas string column would hand out a new object
+    per row at to_numpy() (about 180 MB for the three text columns of a million rows).
+    """
     if frame is None:
         return None
     info.rows = len(frame)
-    frame.insert(0, "_file", pd.Series(np.full(len(frame), info.file, dtype=object), dtype=object))
-    frame.insert(1, "_sheet", pd.Series(np.full(len(frame), info.sheet, dtype=object), dtype=object))
-    frame["_source"] = pd.Series(np.full(len(frame), source["name"], dtype=object), dtype=object)
-    frame["_priority"] = np.full(len(frame), int(source.get("priority", 0)), dtype=np.int64)
-    return frame
+    stamps = {"_file": info.file, "_sheet": info.sheet, "_source": source["name"]}
+    columns = {name: repeated(text, len(frame)) for name, text in stamps.items()}
+    columns["_priority"] = np.full(len(frame), int(source.get("priority", 0)), dtype=np.int64)
+    return object_frame({**columns, **{name: frame[name].to_numpy() for name in frame.columns}})
+
+
+def read_files(bundle_dir: Path, files: list[Path], profile_data: dict) -> list:
+    """read_workbook / read_csv_file per file, in file order, several files at once.
+
+    calamine parses a sheet without holding the GIL, so one workbook's parsing overlaps another's
+    Python-side conversion: a million-row bundle of three workbooks reads in ~60 % of the time.
+    """
+    def read_one(path: Path):
+        reader = read_csv_file if path.suffix.lower() == ".csv" else read_workbook
+        return reader(path, path.relative_to(bundle_dir).as_posix(), profile_data)
+
+    if len(files) < 2:
+        return [read_one(path) for path in files]
+    with ThreadPoolExecutor(max_workers=min(len(files), READ_THREADS)) as pool:
+        # biggest first, so that the last file to finish is a small one
+        futures = {path: pool.submit(read_one, path) for path in sorted(files, key=lambda p: -p.stat().st_size)}
+        return [futures[path].result() for path in files]
 
 
 def read_bundle(bundle_dir: Path, profile_data: dict) -> tuple[pd.DataFrame, list[SheetInfo]]:
@@ -257,10 +280,8 @@ def read_bundle(bundle_dir: Path, profile_data: dict) -> tuple[pd.DataFrame, lis
     if not files:
         raise BundleError(f"{bundle_dir}: no spreadsheets (.xlsx or .csv) in the bundle")
     sheets, frames = [], []
-    for path in files:
-        relative = path.relative_to(bundle_dir).as_posix()
-        reader = read_csv_file if path.suffix.lower() == ".csv" else read_workbook
-        for info, frame in reader(path, relative, profile_data):
+    for results in read_files(bundle_dir, files, profile_data):
+        for info, frame in results:
             sheets.append(info)
             if frame is not None and len(frame):
                 frames.append(frame)

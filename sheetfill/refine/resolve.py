@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.normalise import join_nonempty, name_field_of, object_frame, output_fields, present
+from sheetfill.refine.normalise import join_nonempty, name_field_of, object_frame, output_fields, present, repeated
 
 DERIVED_TYPES = {"emails": "email", "phones": "phone"}
 DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
@@ -359,7 +359,7 @@ def provenance_json(source: dict[str, np.ndarray], rows_position: np.ndarray,
     strings are built once per shape; only records with alternatives are rendered one by one.
     """
     names = list(source)
-    result = np.full(n_clusters, "{}", dtype=object)
+    result = repeated("{}", n_clusters)
     if not names or not n_clusters:
         return result
     index = np.column_stack([np.where(source[f] >= 0, rows_position[np.maximum(source[f], 0)], -1)
