@@ -538,6 +538,25 @@ def quality_summary(records: pd.DataFrame, flags: dict[str, np.ndarray]) -> dict
     }
 
 
+def sort_codes(values: np.ndarray) -> np.ndarray:
+    """Integer codes that sort like the values; missing values sort last."""
+    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+    return np.where(codes < 0, len(uniques), codes)
+
+
+def reading_order(records: pd.DataFrame, output_columns: list[str]) -> np.ndarray:
+    """Record positions sorted by name (case-insensitive, unnamed last), then id: a stable, readable order."""
+    record_id = records["record_id"].to_numpy(dtype=object)
+    names = records[output_columns[0]].to_numpy(dtype=object) if output_columns else record_id
+    folded = pd.Series(names, dtype=object).str.casefold().to_numpy(dtype=object)
+    return np.lexsort((sort_codes(record_id), sort_codes(folded)))
+
+
+def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """frame's rows at positions, each column copied once (boolean masks and sorts copy it twice)."""
+    return object_frame({name: frame[name].to_numpy()[positions] for name in frame.columns})
+
+
 def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str]) -> Resolution:
     """Normalised source rows → records, rejected/flagged rows, counts and quality summary."""
     rows = rows.reset_index(drop=True)
@@ -548,14 +567,11 @@ def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str]) -
     records, flags = build_records(rows, cluster, profile_data, output_columns)
     reasons = required_missing(records, profile_data.get("required", []))
     rejected = rejected_rows(rows, cluster, reasons, records["record_id"].to_numpy(dtype=object))
-    keep = reasons == ""
-    kept = records[keep]
-    kept_flags = {name: marks[keep] for name, marks in flags.items()}
-    # Records sorted by name (unnamed last), then id: a stable, readable order.
-    sort_key = kept[output_columns[0]] if output_columns else kept["record_id"]
-    sort_key = pd.Series(sort_key.to_numpy(dtype=object), index=kept.index).str.casefold()
-    kept = (kept.assign(_sort=sort_key).sort_values(["_sort", "record_id"], kind="stable", na_position="last")
-            .drop(columns="_sort").reset_index(drop=True))
+    kept_positions = reading_order(records, output_columns)
+    kept_positions = kept_positions[reasons[kept_positions] == ""]
+    kept = take_rows(records, kept_positions)
+    del records
+    kept_flags = {name: marks[kept_positions] for name, marks in flags.items()}
     status = rejected["status"].to_numpy(dtype=object)
     rejected_count = int((status == "rejected").sum())
     counts = {"rows_in": int(len(rows)), "records_out": int(len(kept)),
