@@ -56,9 +56,42 @@ def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return pd.factorize(label)[0]
 
 
-def equal_value_edges(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edges from every row to the first row with the same (non-missing) value."""
-    codes, _ = pd.factorize(values, use_na_sentinel=True)
+class ColumnCodes:
+    """Per column of the rows, a code per row that is equal for equal values (-1: missing).
+
+    Computed once per column: factorising a million distinct strings costs ~0.2 s, and clustering
+    and value choice both need the link fields' codes.
+    """
+
+    def __init__(self, rows: pd.DataFrame):
+        self.rows = rows
+        self.factorised: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _factorise(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.factorised:
+            self.factorised[name] = pd.factorize(column(self.rows, name), use_na_sentinel=True)
+        return self.factorised[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._factorise(name)[0]
+
+    def named_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Codes of the organisation match keys ("" counts as missing) and the keys they index."""
+        codes, uniques = self._factorise("_name_key")
+        keys = np.asarray(uniques, dtype=object)
+        return np.where(np.append(keys == "", True)[codes], -1, codes), keys
+
+    def ignoring(self, name: str, ignored: frozenset) -> np.ndarray:
+        """The column's codes with the ignored values counted as missing."""
+        codes, uniques = self._factorise(name)
+        if not ignored:
+            return codes
+        drop = np.array([u in ignored for u in uniques.tolist()] + [True])     # [-1] indexes the extra True
+        return np.where(drop[codes], -1, codes)
+
+
+def equal_value_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges from every row to the first row with the same code (rows with code -1 have none)."""
     rows = np.flatnonzero(codes >= 0)
     if not len(rows):
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
@@ -146,29 +179,25 @@ class Identities:
         return np.array([self.find(g) for g in range(len(self.parent))], dtype=np.int64)
 
 
-def strong_links(rows: pd.DataFrame, profile_data: dict) -> tuple[np.ndarray, np.ndarray]:
+def strong_links(codes: ColumnCodes, profile_data: dict) -> tuple[np.ndarray, np.ndarray]:
     """Groups of rows joined by exact evidence, and per group one code per link field.
 
     Evidence: the same link key (an ID) within one file, or the same value of a link field
     (website, e-mail, phone) anywhere. Websites listed as generic never count.
     """
     settings = profile_data.get("resolution", {})
-    files = column(rows, "_file")
+    files = codes["_file"]
     edge_sets = []
     for key in settings.get("link_keys", []):
-        values = column(rows, key)
-        scoped = np.where(present(values), files + "\x1f" + values.astype(str), None)   # IDs are per file
+        scoped = np.where(codes[key] >= 0, codes[key] * (files.max() + 1) + files, -1)     # IDs are per file
         edge_sets.append(equal_value_edges(scoped))
-    generic = {f"https://{host}" for host in profile_data.get("normalisation", {}).get("generic_websites", [])}
-    field_codes = []
-    for field in settings.get("link_fields", []):
-        values = column(rows, field)
-        values = np.where(pd.Series(values).isin(generic).to_numpy(), None, values)
-        edge_sets.append(equal_value_edges(values))
-        field_codes.append(pd.factorize(values, use_na_sentinel=True)[0])
+    generic = frozenset(f"https://{host}"
+                        for host in profile_data.get("normalisation", {}).get("generic_websites", []))
+    field_codes = [codes.ignoring(field, generic) for field in settings.get("link_fields", [])]
+    edge_sets += [equal_value_edges(codes) for codes in field_codes]
     u = np.concatenate([e[0] for e in edge_sets]) if edge_sets else np.empty(0, dtype=np.int64)
     v = np.concatenate([e[1] for e in edge_sets]) if edge_sets else np.empty(0, dtype=np.int64)
-    group = connected_components(len(rows), u, v)
+    group = connected_components(len(files), u, v)
     n_groups = int(group.max()) + 1 if len(group) else 0
     attributes = np.full((n_groups, len(field_codes)), -1, dtype=np.int64)
     for index, codes in enumerate(field_codes):
@@ -224,15 +253,14 @@ def merge_similar_names(identities: Identities, group: np.ndarray, name_codes: n
             identities.merge(int(a[i]), int(b[i]))
 
 
-def cluster_rows(rows: pd.DataFrame, profile_data: dict) -> np.ndarray:
+def cluster_rows(rows: pd.DataFrame, codes: ColumnCodes, profile_data: dict) -> np.ndarray:
     """Cluster id per row: strong links first, then name evidence that contradicts nothing."""
     settings = profile_data.get("resolution", {})
-    group, attributes = strong_links(rows, profile_data)
+    group, attributes = strong_links(codes, profile_data)
     identities = Identities(attributes)
-    name_keys = column(rows, "_name_key")
-    name_codes, unique_keys = pd.factorize(np.where(name_keys == "", None, name_keys), use_na_sentinel=True)
+    name_codes, unique_keys = codes.named_keys()
     merge_same_names(identities, group, name_codes, int(settings.get("max_name_groups", 10)))
-    merge_similar_names(identities, group, name_codes, np.asarray(unique_keys, dtype=object), settings)
+    merge_similar_names(identities, group, name_codes, unique_keys, settings)
     return pd.factorize(identities.labels()[group])[0]
 
 
@@ -285,11 +313,10 @@ class Preference:
         return np.lexsort((np.arange(n), self.recency, -score, -self.priority, self.cluster))
 
 
-def chosen_rows(rows: pd.DataFrame, fields: list[str], contact_fields: list[str], cluster: np.ndarray,
+def chosen_rows(codes: ColumnCodes, fields: list[str], contact_fields: list[str], cluster: np.ndarray,
                 n_clusters: int, preference: Preference) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per field, the row each cluster takes its value from (-1: none); and the preference order."""
-    values = {f: column(rows, f) for f in fields}
-    has = {f: present(values[f]) for f in fields}
+    has = {f: codes[f] >= 0 for f in fields}
     order = preference.order(sum(has[f].astype(np.int64) for f in fields))
     source = {}
     for field in fields:
@@ -313,15 +340,17 @@ def take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.where(positions >= 0, values[np.maximum(positions, 0)], None)
 
 
-def alternatives(values: np.ndarray, chosen: np.ndarray, cluster: np.ndarray, order: np.ndarray,
-                 n_clusters: int) -> np.ndarray:
-    """Per cluster, a JSON list of the other distinct values offered for a field, best first ('' if none)."""
-    ordered = order[present(values[order])]
-    codes = pd.factorize(values[ordered])[0].astype(np.int64)
-    pair = cluster[ordered].astype(np.int64) * (codes.max() + 1 if len(codes) else 1) + codes
-    _, first = np.unique(pair, return_index=True)
-    distinct = ordered[np.sort(first)]                  # first offer of each value, preference order kept
-    other = distinct[values[distinct] != chosen[cluster[distinct]]]
+def alternatives(values: np.ndarray, codes: np.ndarray, source: np.ndarray, cluster: np.ndarray,
+                 order: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per cluster, a JSON list of the other distinct values offered for a field, best first ('' if none).
+
+    codes: the field's value codes (ColumnCodes); source: the row each cluster took its value from (-1: none).
+    """
+    ordered = order[codes[order] >= 0]
+    pair = cluster[ordered].astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes[ordered]
+    distinct = ordered[~pd.Series(pair).duplicated().to_numpy()]   # first offer of each value, in order
+    chosen_code = np.where(source >= 0, codes[np.maximum(source, 0)], -1)
+    other = distinct[codes[distinct] != chosen_code[cluster[distinct]]]
     joined = join_by_group(cluster[other], json_text(values[other]), ",", n_clusters)
     return np.where(joined == "", "", ',"alternatives":[' + joined + "]")
 
@@ -351,6 +380,15 @@ def render_provenance(names: list[str], rows: list[int], alternatives_text: list
     return "{" + ",".join(parts) + "}"
 
 
+def row_codes(matrix: np.ndarray) -> np.ndarray:
+    """Code per row of an int matrix (values >= -1), equal for equal rows; much faster than
+    np.unique(axis=0). Codes are re-compacted after each column, so they never overflow."""
+    codes = np.zeros(len(matrix), dtype=np.int64)
+    for values in matrix.T:
+        codes = pd.factorize(codes * (values.max() + 2) + values + 1)[0]
+    return codes
+
+
 def provenance_json(source: dict[str, np.ndarray], rows_position: np.ndarray,
                     alternatives_by_field: dict[str, np.ndarray], n_clusters: int) -> np.ndarray:
     """Per record: {"field": {"row": i, "alternatives": [...]}} where i indexes source_rows.
@@ -369,10 +407,11 @@ def provenance_json(source: dict[str, np.ndarray], rows_position: np.ndarray,
         has_alternatives |= alternatives_by_field[name] != ""
     plain = np.flatnonzero(~has_alternatives)
     if len(plain):
-        shapes, inverse = np.unique(index[plain], axis=0, return_inverse=True)
+        shape_of = row_codes(index[plain])
+        shapes = index[plain][first_per_group(shape_of, np.arange(len(plain)), int(shape_of.max()) + 1)]
         no_alternatives = [""] * len(names)
         texts = [render_provenance(names, shape.tolist(), no_alternatives) for shape in shapes]
-        result[plain] = np.array(texts, dtype=object)[inverse.ravel()]
+        result[plain] = np.array(texts, dtype=object)[shape_of]
     mixed = np.flatnonzero(has_alternatives)
     if len(mixed):
         alternative_rows = zip(*(alternatives_by_field[name][mixed].tolist() for name in names))
@@ -399,18 +438,24 @@ def collect_all(rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, ord
     return np.where(joined == "", None, joined)
 
 
-def consensus_keys(keys: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+def consensus_keys(key_codes: np.ndarray, keys: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
     """Per cluster, the name key most of its rows share (ties: the smallest), "" when none has one.
 
-    The id rests on this rather than on the chosen display name, so a typo in the preferred source,
-    or a cleaner re-capture of it, does not change the record's id.
+    key_codes index keys (-1: no key). The id rests on this rather than on the chosen display name,
+    so a typo in the preferred source, or a cleaner re-capture of it, does not change the record's id.
     """
-    named = pd.DataFrame({"c": cluster, "k": keys})
-    named = named[present(keys) & (named["k"] != "")]
-    counts = named.groupby(["c", "k"], sort=False).size().reset_index(name="n")
-    best = counts.sort_values(["c", "n", "k"], ascending=[True, False, True]).drop_duplicates("c")
     result = np.full(n_clusters, "", dtype=object)
-    result[best["c"].to_numpy()] = best["k"].to_numpy(dtype=object)
+    has = key_codes >= 0
+    if not has.any():
+        return result
+    width = len(keys)
+    pairs, counts = np.unique(cluster[has].astype(np.int64) * width + key_codes[has], return_counts=True)
+    pair_cluster, pair_key = np.divmod(pairs, width)
+    text_rank = np.empty(width, dtype=np.int64)
+    text_rank[sorted(range(width), key=keys.__getitem__)] = np.arange(width)
+    best = np.lexsort((text_rank[pair_key], -counts, pair_cluster))
+    first = best[np.r_[True, pair_cluster[best][1:] != pair_cluster[best][:-1]]]
+    result[pair_cluster[first]] = keys[pair_key[first]]
     return result
 
 
@@ -458,7 +503,7 @@ def flags_text(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
     return np.array(texts, dtype=object)[inverse]
 
 
-def build_records(rows: pd.DataFrame, cluster: np.ndarray, profile_data: dict,
+def build_records(rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, profile_data: dict,
                   output_columns: list[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     fields_spec = profile_data["fields"]
     settings = profile_data.get("resolution", {})
@@ -466,14 +511,14 @@ def build_records(rows: pd.DataFrame, cluster: np.ndarray, profile_data: dict,
     contact_fields = [f for f in settings.get("contact_fields", []) if f in fields]
     n_clusters = int(cluster.max()) + 1 if len(cluster) else 0
     preference = Preference(rows, cluster, settings.get("recency_field"))
-    source, order = chosen_rows(rows, fields, contact_fields, cluster, n_clusters, preference)
+    source, order = chosen_rows(codes, fields, contact_fields, cluster, n_clusters, preference)
     chosen = {f: take(column(rows, f), source[f]) for f in fields}
 
     refs = row_refs(rows)
     first_row = first_per_group(cluster, np.arange(len(cluster)), n_clusters)
     name_field = name_field_of(profile_data)
     if settings.get("enabled", True) and name_field:
-        chosen_keys = consensus_keys(column(rows, "_name_key"), cluster, n_clusters)
+        chosen_keys = consensus_keys(*codes.named_keys(), cluster, n_clusters)
     else:
         chosen_keys = np.full(n_clusters, "", dtype=object)
     link_fields = [f for f in settings.get("link_fields", []) if f in chosen]
@@ -490,7 +535,7 @@ def build_records(rows: pd.DataFrame, cluster: np.ndarray, profile_data: dict,
     records["source_count"] = np.bincount(cluster, minlength=n_clusters).astype(np.int64)
     records["source_rows"] = "[" + join_by_group(cluster, refs, ",", n_clusters) + "]"
     explained = {f: source[f] for f in output_columns if f in source}
-    alternatives_by_field = {f: alternatives(column(rows, f), chosen[f], cluster, order, n_clusters)
+    alternatives_by_field = {f: alternatives(column(rows, f), codes[f], source[f], cluster, order, n_clusters)
                              for f in explained}
     records["provenance"] = provenance_json(explained, position_in_cluster(cluster), alternatives_by_field,
                                             n_clusters)
@@ -560,11 +605,12 @@ def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
 def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str]) -> Resolution:
     """Normalised source rows → records, rejected/flagged rows, counts and quality summary."""
     rows = rows.reset_index(drop=True)
+    codes = ColumnCodes(rows)
     if profile_data.get("resolution", {}).get("enabled", True) and name_field_of(profile_data):
-        cluster = cluster_rows(rows, profile_data)
+        cluster = cluster_rows(rows, codes, profile_data)
     else:
         cluster = np.arange(len(rows))
-    records, flags = build_records(rows, cluster, profile_data, output_columns)
+    records, flags = build_records(rows, codes, cluster, profile_data, output_columns)
     reasons = required_missing(records, profile_data.get("required", []))
     rejected = rejected_rows(rows, cluster, reasons, records["record_id"].to_numpy(dtype=object))
     kept_positions = reading_order(records, output_columns)
