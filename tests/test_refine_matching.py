@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from sheetfill.refine.normalise import name_match_key
 from sheetfill.refine.resolve import (
+    ColumnCodes,
     Identities,
+    consensus_keys,
     connected_components,
     equal_value_edges,
     merge_same_names,
@@ -20,8 +23,26 @@ def test_connected_components_follow_chains_and_label_in_row_order():
 
 
 def test_equal_value_edges_ignore_missing_values():
-    rows, first = equal_value_edges(np.array(["a", None, "b", "a", None, "b"], dtype=object))
+    codes = ColumnCodes(pd.DataFrame({"id": np.array(["a", None, "b", "a", None, "b"], dtype=object)}))
+    rows, first = equal_value_edges(codes["id"])
     assert sorted(zip(rows.tolist(), first.tolist())) == [(0, 0), (2, 2), (3, 0), (5, 2)]
+
+
+def test_column_codes_can_ignore_values_and_empty_name_keys():
+    rows = pd.DataFrame({"website": np.array(["https://a", "https://gmail.com", None, "https://a"], dtype=object),
+                         "_name_key": np.array(["acme", "", "acme", "zen"], dtype=object)})
+    codes = ColumnCodes(rows)
+    ignored = codes.ignoring("website", frozenset({"https://gmail.com"}))
+    assert ignored[1] == -1 and ignored[2] == -1 and ignored[0] == ignored[3] >= 0
+    name_codes, keys = codes.named_keys()
+    assert name_codes[1] == -1 and keys[name_codes[0]] == keys[name_codes[2]] == "acme"
+
+
+def test_consensus_key_is_the_most_shared_then_the_smallest():
+    keys = np.array(["beta", "alpha", "gamma"], dtype=object)
+    key_codes = np.array([0, 0, 1, 2, 1, 0, -1])       # cluster 0: beta x2, alpha; 1: gamma, alpha (tie)
+    cluster = np.array([0, 0, 0, 1, 1, 2, 3])           # 2: beta; 3: no key
+    assert consensus_keys(key_codes, keys, cluster, 4).tolist() == ["beta", "alpha", "beta", ""]
 
 
 def keys(*names):
