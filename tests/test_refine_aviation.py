@@ -137,3 +137,16 @@ def test_record_ids_survive_a_cleaner_recapture(tmp_path):
     shared = len(ids["v1"] & ids["v2"]) / len(ids["v1"] | ids["v2"])
     print(f"record ids shared: {shared:.1%}")
     assert shared >= 0.90, f"only {shared:.0%} of record ids shared between v1 and v2"
+
+
+def test_compacted_rows_and_handed_on_codes_give_the_same_records_as_a_plain_resolve(refined, generated):
+    from sheetfill.refine.normalise import normalise_rows
+    from sheetfill.refine.read import read_bundle
+    from sheetfill.refine.resolve import resolve
+
+    result, _ = refined
+    profile = load_profile("aviation")
+    raw, _ = read_bundle(generated[0], profile.data)
+    plain = resolve(normalise_rows(raw, profile.data), profile.data, profile.output_columns)
+    pd.testing.assert_frame_equal(result.records, plain.records)
+    pd.testing.assert_frame_equal(result.rejected, plain.rejected)

@@ -9,8 +9,8 @@ from sheetfill.refine.normalise import name_match_key
 from sheetfill.refine.resolve import (
     ColumnCodes,
     Identities,
-    consensus_keys,
     connected_components,
+    consensus_keys,
     equal_value_edges,
     merge_same_names,
     similar_name_pairs,

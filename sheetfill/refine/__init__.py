@@ -88,6 +88,7 @@ def refine_bundle(bundle_dir, profile) -> RefineResult:
 
 
 def _refine_bundle(bundle_dir, profile) -> RefineResult:
+    from sheetfill.refine.compact import compact_text
     from sheetfill.refine.normalise import normalise_rows
     from sheetfill.refine.read import read_bundle
     from sheetfill.refine.resolve import resolve
@@ -103,12 +104,13 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
     started = time.perf_counter()
     rows = normalise_rows(raw, profile.data)
     del raw                       # the raw text is not needed again: free it before resolving
+    codes = compact_text(rows)
     if len(rows) > BIG_BUNDLE_ROWS:
         release_free_memory()
     timings["normalise"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    resolution = resolve(rows, profile.data, profile.output_columns)
+    resolution = resolve(rows, profile.data, profile.output_columns, codes)
     timings["resolve"] = time.perf_counter() - started
 
     frames = source_frames(rows, profile)

@@ -60,12 +60,17 @@ class ColumnCodes:
     """Per column of the rows, a code per row that is equal for equal values (-1: missing).
 
     Computed once per column: factorising a million distinct strings costs ~0.2 s, and clustering
-    and value choice both need the link fields' codes.
+    and value choice both need the link fields' codes. `known` takes codes already computed
+    (compact.compact_text returns them).
     """
 
-    def __init__(self, rows: pd.DataFrame):
+    def __init__(self, rows: pd.DataFrame, known: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
         self.rows = rows
-        self.factorised: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.factorised = known if known is not None else {}
+
+    def release(self) -> None:
+        """Free the codes (known ones included: the caller's dict is emptied too)."""
+        self.factorised.clear()
 
     def _factorise(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self.factorised:
@@ -604,16 +609,21 @@ def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return object_frame({name: frame[name].to_numpy()[positions] for name in frame.columns})
 
 
-def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str]) -> Resolution:
-    """Normalised source rows → records, rejected/flagged rows, counts and quality summary."""
+def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str],
+            known_codes: dict | None = None) -> Resolution:
+    """Normalised source rows → records, rejected/flagged rows, counts and quality summary.
+
+    known_codes: value codes of text columns already computed (compact.compact_text returns them);
+    the dict is emptied once they are used.
+    """
     rows = rows.reset_index(drop=True)
-    codes = ColumnCodes(rows)
+    codes = ColumnCodes(rows, known_codes)
     if profile_data.get("resolution", {}).get("enabled", True) and name_field_of(profile_data):
         cluster = cluster_rows(rows, codes, profile_data)
     else:
         cluster = np.arange(len(rows))
     records, flags = build_records(rows, codes, cluster, profile_data, output_columns)
-    del codes                   # ~4 bytes per row and column: not needed for the rest
+    codes.release()             # ~4 bytes per row and column: not needed for the rest
     reasons = required_missing(records, profile_data.get("required", []))
     rejected = rejected_rows(rows, cluster, reasons, records["record_id"].to_numpy(dtype=object))
     kept_positions = reading_order(records, output_columns)
