@@ -12,12 +12,13 @@ as in the warm worker) and the whole-process time (`python -m sheetfill.refine`,
 Targets (issue 3): default bundle <= 0.25 s in-process, <= 1.0 s whole process;
 1M rows >= 40,000 rows/s into parquet, peak RSS <= 1.5 GB.
 
-Measured on this machine (2 vCPU, shared, so +-20 %), 962,227 rows -> 425,232 records, ER F1 0.975:
-    before normalise fast paths: 15,500-24,000 rows/s (read 11-14, normalise 16-33, resolve 11-13,
-                                 write 1.3-1.5 s), peak RSS 2,070-2,150 MB
-    now:                         30,000-35,000 rows/s (read 7.4-7.6, normalise 7.8-11, resolve 10.6-12,
-                                 write 1.2-1.4 s), peak RSS 1,700-1,720 MB (peak in resolve)
-    default bundle: 0.095 s in-process, 0.49-0.51 s whole process (was 0.13 / 0.62-0.74 s)
+Measured on this machine (2 vCPU, shared, so +-5 %), 962,227 rows -> 425,232 records, ER F1 0.975:
+    first version:   15,500-24,000 rows/s, peak RSS 2,070-2,150 MB
+    second session:  30,000-35,000 rows/s, peak RSS 1,700-1,780 MB (read 7.2-7.6, normalise 7.7-11,
+                     resolve 10.3-12, write 1.2-1.4 s)
+    now:             41,900-43,500 rows/s, peak RSS 1,295-1,342 MB (read 5.1-5.4, normalise 9.2-9.5,
+                     resolve 6.1-6.6, write 1.3-1.5 s); bench/RESULTS.md lists each step
+    default bundle: 0.09 s in-process, 0.49-0.53 s whole process
 
 The 1M-row bundle resolves to more records than Excel allows on one sheet in some data (1,048,576
 rows including the header), and writing ~20 M xlsx cells is not what that target measures, so the big
