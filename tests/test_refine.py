@@ -209,3 +209,24 @@ def test_data_sheet_stops_at_excels_row_limit(bundle, tmp_path, monkeypatch):
     summary = dict(row for row in workbook["Summary"].iter_rows(values_only=True))
     assert "Excel's row limit" in summary["note"]
     assert len(pd.read_parquet(tmp_path / "refined.parquet")) == len(result.records)
+
+
+@pytest.mark.parametrize("cores", ["1", "2"])
+def test_files_are_read_on_as_many_threads_as_the_job_has_cores_and_kept_in_order(bundle, monkeypatch, cores):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sheetfill.refine import read
+
+    pools = []
+
+    class CountedPool(ThreadPoolExecutor):
+        def __init__(self, max_workers):
+            pools.append(max_workers)
+            super().__init__(max_workers)
+
+    monkeypatch.setattr(read, "ThreadPoolExecutor", CountedPool)
+    monkeypatch.setenv("SHEETFILL_PROCESSES", cores)
+    rows, sheets = read.read_bundle(bundle, load_profile("generic").data)
+    assert pools == ([] if cores == "1" else [2])
+    assert [s.file for s in sheets] == ["2025/exports/Schools.xlsx", "2025/exports/Schools.xlsx", "contacts.csv"]
+    assert rows["_file"].tolist() == ["2025/exports/Schools.xlsx"] * 3 + ["contacts.csv"]

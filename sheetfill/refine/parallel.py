@@ -3,7 +3,8 @@
 Only large inputs are split: forking costs tens of milliseconds, which a default-size bundle (a few
 thousand distinct values) would not win back. Children are forked, so the function and the tasks
 are inherited rather than pickled; only results travel back.
-Set SHEETFILL_PROCESSES=1 to keep everything in one process.
+Set SHEETFILL_PROCESSES=1 to keep everything in one process (and one reading thread); a workflow
+bundle job sets it to the threads Snakemake gave the job.
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ rule bundle:
         ),
     log:
         f"{RESTORE_ROOT}/logs/bundle/{{date}}--{{version}}.log",
+    # one core per bundle; `--set-threads bundle=N` lets one big bundle read and normalise on N
+    threads: 1
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        f"{JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version}} "
+        f"SHEETFILL_PROCESSES={{threads}} {JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version}} "
         f"--restored {{output.restored:q}} --outputs {{output.refined:q}} --profile {{input.profile:q}} "
         f"--history {HISTORY} > {{log:q}} 2>&1"
 
