@@ -430,8 +430,11 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
     """
     from sheetfill.refine.parallel import run_tasks
 
-    factorised = {name: pd.factorize(np.asarray(raw, dtype=object), use_na_sentinel=True)
-                  for name, (raw, _) in columns.items()}
+    factorised, by_array = {}, {}
+    for name, (raw, _) in columns.items():
+        if id(raw) not in by_array:         # the match key reads the name column: factorise it once
+            by_array[id(raw)] = pd.factorize(np.asarray(raw, dtype=object), use_na_sentinel=True)
+        factorised[name] = by_array[id(raw)]
     tasks, costs, owners = [], [], []
     for name, (_, field_type) in columns.items():
         uniques = list(factorised[name][1])
