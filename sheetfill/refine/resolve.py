@@ -591,9 +591,16 @@ def quality_summary(records: pd.DataFrame, flags: dict[str, np.ndarray]) -> dict
 
 
 def sort_codes(values: np.ndarray) -> np.ndarray:
-    """Integer codes that sort like the values; missing values sort last."""
-    codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-    return np.where(codes < 0, len(uniques), codes)
+    """Integer codes that sort like the values; missing values sort last.
+
+    Only the distinct values are sorted (in Python, as str comparison orders them); pandas'
+    factorize(sort=True) does the same work about twice as slowly.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    rank = np.empty(len(uniques) + 1, dtype=np.int64)
+    rank[sorted(range(len(uniques)), key=uniques.__getitem__)] = np.arange(len(uniques))
+    rank[-1] = len(uniques)                         # code -1 (missing) indexes this last slot
+    return rank[codes]
 
 
 def reading_order(records: pd.DataFrame, output_columns: list[str]) -> np.ndarray:
@@ -601,7 +608,8 @@ def reading_order(records: pd.DataFrame, output_columns: list[str]) -> np.ndarra
     record_id = records["record_id"].to_numpy(dtype=object)
     names = records[output_columns[0]].to_numpy(dtype=object) if output_columns else record_id
     folded = pd.Series(names, dtype=object).str.casefold().to_numpy(dtype=object)
-    return np.lexsort((sort_codes(record_id), sort_codes(folded)))
+    # ids are ASCII ("sf-" + hex digits): as a bytes array they sort in C
+    return np.lexsort((np.array(record_id, dtype="S"), sort_codes(folded)))
 
 
 def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
