@@ -13,6 +13,7 @@ from sheetfill.refine.resolve import (
     consensus_keys,
     equal_value_edges,
     merge_same_names,
+    reading_order,
     similar_name_pairs,
 )
 
@@ -84,3 +85,15 @@ def test_a_name_shared_by_too_many_groups_is_not_evidence():
     identities = Identities(np.full((4, 1), -1))
     merge_same_names(identities, np.arange(4), np.zeros(4, dtype=np.int64), max_groups=3)
     assert identities.labels().tolist() == [0, 1, 2, 3]
+
+
+def test_reading_order_is_by_folded_name_then_id_with_unnamed_last():
+    records = pd.DataFrame({
+        "organization_name": np.array(["beta", None, "Alpha", "alpha", "Ärzte", "BETA"], dtype=object),
+        "record_id": np.array(["sf-2", "sf-0", "sf-9", "sf-1", "sf-5", "sf-3"], dtype=object),
+    })
+    order = reading_order(records, ["organization_name"])
+    assert records["record_id"].to_numpy()[order].tolist() == ["sf-1", "sf-9", "sf-2", "sf-3", "sf-5", "sf-0"]
+    keys = [(not isinstance(n, str), n.casefold() if isinstance(n, str) else "", i)
+            for n, i in records.to_numpy()[order].tolist()]
+    assert keys == sorted(keys)
