@@ -102,9 +102,10 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
     timings["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    rows = normalise_rows(raw, profile.data)
+    codes: dict = {}
+    rows = normalise_rows(raw, profile.data, codes)
     del raw                       # the raw text is not needed again: free it before resolving
-    codes = compact_text(rows)
+    codes = compact_text(rows, codes)
     if len(rows) > BIG_BUNDLE_ROWS:
         release_free_memory()
     timings["normalise"] = time.perf_counter() - started
