@@ -33,29 +33,3 @@ def test_values_and_column_order_survive_and_equal_strings_share_one_object():
     site_codes, sites = codes["website"]
     assert site_codes.dtype == np.int32 and site_codes[1] == -1
     assert [sites[c] for c in site_codes[[0, 2, 3, 4]]] == ["https://a.org", "https://b.org", "https://a.org", "ünï"]
-
-
-def test_value_codes_from_normalise_partition_the_rows_like_their_values(tmp_path):
-    import datetime as dt
-    import zipfile
-
-    from sheetfill.profiles import load_profile
-    from sheetfill.refine.normalise import normalise_rows
-    from sheetfill.refine.read import read_bundle
-    from sheetfill.sample import generate_bundle
-
-    generate_bundle(tmp_path / "bundle.zip", dt.date(2025, 1, 6), "v1", scale=0.2, seed=4)
-    zipfile.ZipFile(tmp_path / "bundle.zip").extractall(tmp_path / "bundle")
-    profile = load_profile("aviation")
-    raw, _ = read_bundle(tmp_path / "bundle", profile.data)
-    codes: dict = {}
-    rows = normalise_rows(raw, profile.data, codes)
-    assert {"organization_name", "website", "contact_email", "contact_email__all"} <= set(codes)
-    for name, (value_codes, uniques) in codes.items():
-        values = rows[name].to_numpy(dtype=object)
-        assert ((value_codes < 0) == pd.isna(values)).all(), name
-        has = np.flatnonzero(value_codes >= 0)
-        assert np.array_equal(np.asarray(uniques, dtype=object)[value_codes[has]], values[has]), name
-        reference = pd.factorize(values, use_na_sentinel=True)[0]
-        pairs = set(zip(value_codes.tolist(), reference.tolist()))
-        assert len(pairs) == len(set(value_codes.tolist())) == len(set(reference.tolist())), name

@@ -102,10 +102,9 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
     timings["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    codes: dict = {}
-    rows = normalise_rows(raw, profile.data, codes)
+    rows = normalise_rows(raw, profile.data)
     del raw                       # the raw text is not needed again: free it before resolving
-    codes = compact_text(rows, codes)
+    codes = compact_text(rows)
     if len(rows) > BIG_BUNDLE_ROWS:
         release_free_memory()
     timings["normalise"] = time.perf_counter() - started

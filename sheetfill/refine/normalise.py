@@ -422,13 +422,11 @@ def normalise_column(raw, field_type: str, profile_data: dict) -> tuple[np.ndarr
     return normalise_columns({"column": (raw, field_type)}, profile_data)["column"]
 
 
-def normalise_columns(columns: dict[str, tuple], profile_data: dict,
-                      value_codes: dict | None = None) -> dict[str, tuple[np.ndarray, ...]]:
+def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str, tuple[np.ndarray, ...]]:
     """{name: (raw values, field type)} → {name: (canonical values, '; '-joined valid values, invalid)}.
 
     Each column is factorised, its distinct values are normalised (in chunks, spread over the CPU
-    cores when there are many), and the results are mapped back onto the rows. value_codes, when
-    given, receives the value codes of both outputs as (name, 0) and (name, 1): see recode.
+    cores when there are many), and the results are mapped back onto the rows.
     """
     from sheetfill.refine.parallel import run_tasks
 
@@ -456,16 +454,7 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict,
         result[name] = (np.array(canonical + [None], dtype=object)[codes],
                         np.array(joined + [None], dtype=object)[codes],
                         np.array(invalid + [False], dtype=bool)[codes])
-        if value_codes is not None:
-            value_codes[name, 0], value_codes[name, 1] = recode(canonical, codes), recode(joined, codes)
     return result
-
-
-def recode(per_unique: list, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value codes (int32, -1: missing) and distinct values of np.array(per_unique)[codes], from the
-    list of results per distinct input: much cheaper than factorising the row values again."""
-    unique_codes, uniques = pd.factorize(np.array(per_unique, dtype=object), use_na_sentinel=True)
-    return np.append(unique_codes, -1).astype(np.int32)[codes], uniques
 
 
 def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
@@ -538,13 +527,11 @@ def output_fields(fields: dict) -> list[str]:
     return [name for name, spec in fields.items() if not spec.get("combine_into")]
 
 
-def normalise_rows(raw: pd.DataFrame, profile_data: dict, value_codes: dict | None = None) -> pd.DataFrame:
+def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
     """Raw field text → canonical values, every-valid-value lists, invalid flags and reasons.
 
     Adds per field F: F (canonical value or None), F__all ('; '-joined valid values) for e-mail
     and phone fields, F__invalid (bool); plus _reasons (why a row is flagged) and _name_key.
-    value_codes, when given, receives {column: (int32 value codes, distinct values)} for F and F__all
-    (compact.compact_text takes them instead of factorising those columns again).
     """
     fields = profile_data["fields"]
     columns = {name: raw[name].to_numpy() for name in raw.columns if name.startswith("_")}
@@ -557,18 +544,13 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict, value_codes: dict | No
     if name_field:
         # the match key depends only on the cleaned text, so it is computed alongside the fields
         jobs["_name_key"] = (texts[name_field], "match_key")
-    codes: dict = {}
-    normalised = normalise_columns(jobs, profile_data, codes)
+    normalised = normalise_columns(jobs, profile_data)
     name_keys = normalised.pop("_name_key", None)
     reasons = []
     for name, (values, all_values, invalid) in normalised.items():
         columns[name] = values
-        if value_codes is not None:
-            value_codes[name] = codes[name, 0]
         if fields[name]["type"] in ("email", "phone"):
             columns[f"{name}__all"] = all_values
-            if value_codes is not None:
-                value_codes[f"{name}__all"] = codes[name, 1]
         columns[f"{name}__invalid"] = invalid
         if invalid.any():
             reasons.append(np.where(invalid, _invalid_reason(name, texts[name]), ""))
