@@ -29,6 +29,13 @@ def test_dry_run_lists_exactly_the_window_and_writes_nothing(workflow):
     assert not workflow.restore.exists()
 
 
+@pytest.mark.parametrize(("extra", "cores"), [((), "1"), (("--set-threads", "bundle=2"), "2")])
+def test_bundle_jobs_get_the_cores_snakemake_gives_them(workflow, extra, cores):
+    done = workflow.run("-n", "-p", *extra, since="2025-09-29", until="2025-09-29", versions=["v1"])
+    commands = [line for line in done.stdout.splitlines() if "sheetfill.job bundle" in line]
+    assert commands and all(f"SHEETFILL_PROCESSES={cores} " in line for line in commands)
+
+
 def test_run_builds_outputs_then_second_run_is_a_noop(workflow):
     workflow.run(since="2025-09-29", until="2025-09-30")
     built = sorted(p.name for p in (workflow.restore / "outputs").iterdir() if p.is_dir() and p.name != "runs")
