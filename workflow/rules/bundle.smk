@@ -22,7 +22,8 @@ rule bundle:
     conda:
         "../../envs/sheetfill.yaml"
     shell:
-        f"SHEETFILL_PROCESSES={{threads}} {JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version}} "
+        f"SHEETFILL_PROCESSES={{threads}} "
+        f"{JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version}} "
         f"--restored {{output.restored:q}} --outputs {{output.refined:q}} --profile {{input.profile:q}} "
         f"--history {HISTORY} > {{log:q}} 2>&1"
 
