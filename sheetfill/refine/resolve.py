@@ -83,9 +83,7 @@ class ColumnCodes:
 
     def named_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """Codes of the organisation match keys ("" counts as missing) and the keys they index."""
-        codes, uniques = self._factorise("_name_key")
-        keys = np.asarray(uniques, dtype=object)
-        return np.where(np.append(keys == "", True)[codes], -1, codes), keys
+        return self.ignoring("_name_key", frozenset({""})), np.asarray(self._factorise("_name_key")[1], dtype=object)
 
     def ignoring(self, name: str, ignored: frozenset) -> np.ndarray:
         """The column's codes with the ignored values counted as missing."""
@@ -445,6 +443,13 @@ def collect_all(rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, ord
     return np.where(joined == "", None, joined)
 
 
+def text_ranks(texts) -> np.ndarray:
+    """Position of each text in sorted order (as Python compares str), for sorting by codes."""
+    ranks = np.empty(len(texts), dtype=np.int64)
+    ranks[sorted(range(len(texts)), key=texts.__getitem__)] = np.arange(len(texts))
+    return ranks
+
+
 def consensus_keys(key_codes: np.ndarray, keys: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
     """Per cluster, the name key most of its rows share (ties: the smallest), "" when none has one.
 
@@ -458,11 +463,10 @@ def consensus_keys(key_codes: np.ndarray, keys: np.ndarray, cluster: np.ndarray,
     width = len(keys)
     pairs, counts = np.unique(cluster[has].astype(np.int64) * width + key_codes[has], return_counts=True)
     pair_cluster, pair_key = np.divmod(pairs, width)
-    text_rank = np.empty(width, dtype=np.int64)
-    text_rank[sorted(range(width), key=keys.__getitem__)] = np.arange(width)
-    best = np.lexsort((text_rank[pair_key], -counts, pair_cluster))
-    first = best[np.r_[True, pair_cluster[best][1:] != pair_cluster[best][:-1]]]
-    result[pair_cluster[first]] = keys[pair_key[first]]
+    best = np.lexsort((text_ranks(keys)[pair_key], -counts, pair_cluster))
+    winner = first_per_group(pair_cluster[best], best, n_clusters)
+    named = winner >= 0
+    result[named] = keys[pair_key[winner[named]]]
     return result
 
 
@@ -597,10 +601,7 @@ def sort_codes(values: np.ndarray) -> np.ndarray:
     factorize(sort=True) does the same work about twice as slowly.
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    rank = np.empty(len(uniques) + 1, dtype=np.int64)
-    rank[sorted(range(len(uniques)), key=uniques.__getitem__)] = np.arange(len(uniques))
-    rank[-1] = len(uniques)                         # code -1 (missing) indexes this last slot
-    return rank[codes]
+    return np.append(text_ranks(uniques), len(uniques))[codes]      # code -1 (missing) takes the last
 
 
 def reading_order(records: pd.DataFrame, output_columns: list[str]) -> np.ndarray:
