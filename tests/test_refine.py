@@ -136,6 +136,13 @@ def test_unreadable_workbook_is_a_bundle_error_naming_the_file(tmp_path):
         refine_bundle(tmp_path, load_profile("generic"))
 
 
+def test_unreadable_workbook_among_good_ones_read_on_threads_is_the_same_error(bundle, monkeypatch):
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    (bundle / "Broken.xlsx").write_bytes(b"PK\x03\x04 this is not a workbook")
+    with pytest.raises(BundleError, match=r"Broken\.xlsx: unreadable workbook"):
+        refine_bundle(bundle, load_profile("generic"))
+
+
 def test_missing_required_column_is_a_bundle_error_naming_sheet_field_and_fix(tmp_path):
     write_workbook(tmp_path / "SACAA Flight Schools.xlsx", {
         "Cleaned": [["Province", "Website URL"], ["Gauteng", "x.co.za"]]})
