@@ -39,16 +39,27 @@ def archives(name: str, bundles: int, scale: float) -> Path:
     root = BENCH / f"{name}-{bundles}-{scale}"
     if not (root / ".complete").exists():
         shutil.rmtree(root, ignore_errors=True)
-        generate_archives(root, start=START, days=bundles // 2, versions=("v1", "v2"), pattern=PATTERN,
-                          scale=scale, seed=1)
+        generate_archives(
+            root, start=START, days=bundles // 2, versions=("v1", "v2"), pattern=PATTERN, scale=scale, seed=1
+        )
         (root / ".complete").touch()
     return root
 
 
 def snakemake(root: Path, restore: Path, *args: str) -> tuple[float, int]:
     """Wall seconds and peak RSS (bytes) of one snakemake run from the repository."""
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *args, "--quiet", "--config",
-               f"archive_root={root}", f"restore_root={restore}"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        *args,
+        "--quiet",
+        "--config",
+        f"archive_root={root}",
+        f"restore_root={restore}",
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -61,15 +72,22 @@ def _process_share(jobs: list[tuple[str, str, str, str]]) -> int:
     from sheetfill.bundle import BundleJob, process_bundle
     from sheetfill.config import load_settings
 
-    os.environ["SHEETFILL_PROCESSES"] = "1"        # one core per bundle, as the workflow's jobs get
+    os.environ["SHEETFILL_PROCESSES"] = "1"  # one core per bundle, as the workflow's jobs get
     limits = load_settings({"archive_root": jobs[0][0]}, check_paths=False).limits
     for _, archive, bundle, restore in jobs:
         restore_root = Path(restore)
-        process_bundle(BundleJob(
-            archive=Path(archive), bundle=bundle, restored=restore_root / bundle,
-            outputs=restore_root / "outputs" / bundle, profile=str(REPO / "config/profiles/aviation.yaml"),
-            limits=limits, window={}, history=restore_root / ".sheetfill" / "history",
-        ))
+        process_bundle(
+            BundleJob(
+                archive=Path(archive),
+                bundle=bundle,
+                restored=restore_root / bundle,
+                outputs=restore_root / "outputs" / bundle,
+                profile=str(REPO / "config/profiles/aviation.yaml"),
+                limits=limits,
+                window={},
+                history=restore_root / ".sheetfill" / "history",
+            )
+        )
     return len(jobs)
 
 
@@ -106,12 +124,22 @@ def p3_p6(bundles: int) -> dict:
     floor_one = in_process_floor(root, fresh("floor1"), cores=1)
     two, _ = snakemake(root, fresh("cores2"))
     one, _ = snakemake(root, fresh("cores1"), "--cores", "1")
-    print(f"P3 {bundles} default bundles: snakemake --cores 2 {two:.1f} s, in-process floor {floor:.1f} s "
-          f"-> ratio {two / floor:.2f} (goal <= 1.5)")
-    print(f"P6 --cores 1 {one:.1f} s / --cores 2 {two:.1f} s -> speedup {one / two:.2f} (goal >= 1.8); "
-          f"the floor's own: 1 process {floor_one:.1f} s / 2 processes {floor:.1f} s -> {floor_one / floor:.2f}")
-    return {"P3_ratio": two / floor, "P3_snakemake_s": two, "P3_floor_s": floor, "P6_speedup": one / two,
-            "P6_cores1_s": one, "P6_floor_speedup": floor_one / floor}
+    print(
+        f"P3 {bundles} default bundles: snakemake --cores 2 {two:.1f} s, in-process floor {floor:.1f} s "
+        f"-> ratio {two / floor:.2f} (goal <= 1.5)"
+    )
+    print(
+        f"P6 --cores 1 {one:.1f} s / --cores 2 {two:.1f} s -> speedup {one / two:.2f} (goal >= 1.8); "
+        f"the floor's own: 1 process {floor_one:.1f} s / 2 processes {floor:.1f} s -> {floor_one / floor:.2f}"
+    )
+    return {
+        "P3_ratio": two / floor,
+        "P3_snakemake_s": two,
+        "P3_floor_s": floor,
+        "P6_speedup": one / two,
+        "P6_cores1_s": one,
+        "P6_floor_speedup": floor_one / floor,
+    }
 
 
 def p4(bundles: int) -> dict:
@@ -136,16 +164,28 @@ def p5(bundles: int) -> dict:
                 if not target.exists():
                     os.link(template, target)
         (root / ".complete").touch()
-    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--quiet", "--config",
-               f"archive_root={root}", f"restore_root={fresh('dry')}"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--cores",
+        "2",
+        "--quiet",
+        "--config",
+        f"archive_root={root}",
+        f"restore_root={fresh('dry')}",
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(done.stderr[-3000:])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"P5 snakemake -n over {bundles} bundles: {wall:.2f} s (goal <= 8 s), peak RSS {peak:.0f} MB "
-          f"(goal <= 400 MB; largest child process of this bench so far)")
+    print(
+        f"P5 snakemake -n over {bundles} bundles: {wall:.2f} s (goal <= 8 s), peak RSS {peak:.0f} MB "
+        f"(goal <= 400 MB; largest child process of this bench so far)"
+    )
     return {"P5_dry_run_s": wall, "P5_peak_rss_mb": peak}
 
 

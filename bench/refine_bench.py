@@ -50,7 +50,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-DEFAULT_ROWS = 1958          # rows in a default-size Hotpass bundle (scale 1.0)
+DEFAULT_ROWS = 1958  # rows in a default-size Hotpass bundle (scale 1.0)
 
 
 def truth_path(folder: Path) -> Path:
@@ -121,8 +121,9 @@ def whole_process(folder: Path, out: Path, xlsx: bool = True) -> dict:
     """`python -m sheetfill.refine` in a fresh interpreter: wall time, stage times, peak RSS."""
     command = [sys.executable, "-m", "sheetfill.refine", str(folder), str(out)] + ([] if xlsx else ["--no-xlsx"])
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     peak = TreePeak(process.pid)
     stdout, _ = process.communicate()
     wall = time.perf_counter() - started
@@ -156,8 +157,10 @@ def compare_writers(folder: Path, out: Path) -> None:
     for writer in ("rust", "xlsxwriter"):
         path = out / f"{writer}.xlsx"
         best = min(_timed(lambda w=writer, p=path: write_module.write_xlsx(result, p, writer=w)) for _ in range(5))
-        print(f"  xlsx writer {writer:<11} {best * 1000:7.1f} ms for {len(result.records)} records "
-              f"x {len(result.records.columns)} columns")
+        print(
+            f"  xlsx writer {writer:<11} {best * 1000:7.1f} ms for {len(result.records)} records "
+            f"x {len(result.records.columns)} columns"
+        )
 
 
 def _timed(action) -> float:
@@ -186,8 +189,10 @@ def main() -> int:
     rows = whole["counts"]["rows_in"]
     times = in_process(folder, out / "default-in-process")
     print(f"  rows in {rows}, records out {whole['counts']['records_out']}")
-    print(f"  in-process refine+write (warm): best {min(times):.3f} s, median {sorted(times)[len(times) // 2]:.3f} s"
-          f"  (target <= 0.25 s)")
+    print(
+        f"  in-process refine+write (warm): best {min(times):.3f} s, median {sorted(times)[len(times) // 2]:.3f} s"
+        f"  (target <= 0.25 s)"
+    )
     print(f"  whole process incl. imports:    {whole['wall']:.3f} s  (target <= 1.0 s)")
     print(f"  stages in that process (s):     {stage_line(whole['seconds'])}")
     print(f"  peak RSS: {whole['peak_rss'] / 2**20:.0f} MB")
@@ -203,8 +208,10 @@ def main() -> int:
         rows = big["counts"]["rows_in"]
         pipeline = sum(big["seconds"].values())
         print(f"  rows in {rows:,}, records out {big['counts']['records_out']:,}")
-        print(f"  refine+write: {pipeline:.1f} s = {rows / pipeline:,.0f} rows/s (target >= 40,000); "
-              f"whole process {big['wall']:.1f} s = {rows / big['wall']:,.0f} rows/s")
+        print(
+            f"  refine+write: {pipeline:.1f} s = {rows / pipeline:,.0f} rows/s (target >= 40,000); "
+            f"whole process {big['wall']:.1f} s = {rows / big['wall']:,.0f} rows/s"
+        )
         print(f"  stages (s): {stage_line(big['seconds'])}")
         print(f"  peak RSS (process tree): {big['peak_rss'] / 2**20:.0f} MB (target <= 1536 MB)")
         print(f"  entity resolution vs ground truth: {er_line(folder, out / 'big')}")

@@ -23,6 +23,7 @@ IMPORTS = {
 
 def best_import_time(statement: str) -> float:
     """Best wall time of a fresh interpreter running the statement, minus an empty interpreter's."""
+
     def run(code: str) -> float:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

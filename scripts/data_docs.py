@@ -1,4 +1,5 @@
 """Snakemake `script:` adapter: build the static data docs for the window's bundles."""
+
 import sys
 from pathlib import Path
 

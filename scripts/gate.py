@@ -1,4 +1,5 @@
 """Snakemake `script:` adapter for the gate: print the per-bundle summary, fail the run on any failure."""
+
 import sys
 from pathlib import Path
 

@@ -1,8 +1,8 @@
 """Python front end: run the Snakemake workflow through `snakemake.api` and report per bundle.
 
-    >>> import sheetfill
-    >>> result = sheetfill.run(since="2025-09-29", until="2025-09-30", cores=2)
-    >>> result.ok, [(b.bundle, b.status) for b in result.bundles]
+>>> import sheetfill
+>>> result = sheetfill.run(since="2025-09-29", until="2025-09-30", cores=2)
+>>> result.ok, [(b.bundle, b.status) for b in result.bundles]
 """
 
 from __future__ import annotations
@@ -58,14 +58,32 @@ def build_config(**overrides) -> dict:
 
 
 def run(
-    since=None, until=None, versions=None, cores: int = 2, dry_run: bool = False, *,
-    archive_root=None, restore_root=None, archive_pattern=None, profile=None, archive=None,
-    cursor_file=None, forcerun: tuple[str, ...] = (), quiet: bool = True,
+    since=None,
+    until=None,
+    versions=None,
+    cores: int = 2,
+    dry_run: bool = False,
+    *,
+    archive_root=None,
+    restore_root=None,
+    archive_pattern=None,
+    profile=None,
+    archive=None,
+    cursor_file=None,
+    forcerun: tuple[str, ...] = (),
+    quiet: bool = True,
 ) -> RunResult:
     """Run (or with dry_run, plan) the window; bad input raises sheetfill.errors.SheetfillError."""
     overrides = build_config(
-        since=since, until=until, versions=versions, archive_root=archive_root, restore_root=restore_root,
-        archive_pattern=archive_pattern, profile=profile, archive=archive, cursor_file=cursor_file,
+        since=since,
+        until=until,
+        versions=versions,
+        archive_root=archive_root,
+        restore_root=restore_root,
+        archive_pattern=archive_pattern,
+        profile=profile,
+        archive=archive,
+        cursor_file=cursor_file,
     )
     plan = plan_for(overrides)
     if not plan.bundles:

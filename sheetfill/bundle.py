@@ -59,14 +59,26 @@ def process_bundle(job: BundleJob) -> dict:
     staging.mkdir(parents=True)
     provenance = {
         "bundle": job.bundle,
-        "archive": {"path": str(job.archive.resolve()), "size": job.archive.stat().st_size,
-                    "sha256": sha256_file(job.archive)},
+        "archive": {
+            "path": str(job.archive.resolve()),
+            "size": job.archive.stat().st_size,
+            "sha256": sha256_file(job.archive),
+        },
         "window": job.window,
         "versions": package_versions(),
         "started": started,
     }
-    summary = {"bundle": job.bundle, "date": job.bundle.split("--")[0], "version": job.bundle.split("--", 1)[1],
-               "status": "ok", "error": None, "counts": {}, "quality": {}, "validation": None, "diff": None}
+    summary = {
+        "bundle": job.bundle,
+        "date": job.bundle.split("--")[0],
+        "version": job.bundle.split("--", 1)[1],
+        "status": "ok",
+        "error": None,
+        "counts": {},
+        "quality": {},
+        "validation": None,
+        "diff": None,
+    }
     try:
         provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
         summary.update(_refine_and_validate(job, staging, provenance))
@@ -100,8 +112,11 @@ def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict) -> dic
         "status": "ok" if report["success"] else "failed_validation",
         "counts": result.counts,
         "quality": result.quality,
-        "validation": {"success": report["success"], "evaluated": len(report.get("results", [])),
-                       "failed": len(failed)},
+        "validation": {
+            "success": report["success"],
+            "evaluated": len(report.get("results", [])),
+            "failed": len(failed),
+        },
         "diff": _diff_with_previous_build(job, staging / "refined.parquet"),
     }
 

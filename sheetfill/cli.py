@@ -45,10 +45,18 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from sheetfill.api import run
 
     result = run(
-        since=args.start_date, until=args.end_date, versions=args.versions, cores=args.cores,
-        dry_run=args.dry_run, archive_root=args.archive_root, restore_root=args.restore_root,
-        archive_pattern=args.archive_pattern, profile=args.profile, archive=args.archive,
-        cursor_file=args.cursor_file, forcerun=("bundle",) if args.force else (),
+        since=args.start_date,
+        until=args.end_date,
+        versions=args.versions,
+        cores=args.cores,
+        dry_run=args.dry_run,
+        archive_root=args.archive_root,
+        restore_root=args.restore_root,
+        archive_pattern=args.archive_pattern,
+        profile=args.profile,
+        archive=args.archive,
+        cursor_file=args.cursor_file,
+        forcerun=("bundle",) if args.force else (),
     )
     if result.note:
         print(result.note)
@@ -64,8 +72,9 @@ def cmd_cursor(args: argparse.Namespace) -> int:
     from sheetfill.config import load_settings
     from sheetfill.cursor import read_cursor, reset_cursor
 
-    overrides = build_config(archive_root=args.archive_root, restore_root=args.restore_root,
-                             cursor_file=args.cursor_file)
+    overrides = build_config(
+        archive_root=args.archive_root, restore_root=args.restore_root, cursor_file=args.cursor_file
+    )
     path = load_settings({**base_config(), **overrides}, check_paths=False).cursor_file
     if args.action == "reset":
         print(f"cursor reset ({path})" if reset_cursor(path) else f"no cursor to reset ({path})")

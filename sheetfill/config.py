@@ -25,6 +25,7 @@ def load_yaml(text):
     """yaml.safe_load, through libyaml when available."""
     return yaml.load(text, Loader=_YAML_LOADER)
 
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -59,7 +59,8 @@ def diff_records(old: pd.DataFrame, new: pd.DataFrame) -> dict:
         "examples": {
             "added": added[:EXAMPLES],
             "removed": removed[:EXAMPLES],
-            "changed": [{"record_id": rid, "columns": [c for c in columns if differs.at[rid, c]]}
-                        for rid in changed[:EXAMPLES]],
+            "changed": [
+                {"record_id": rid, "columns": [c for c in columns if differs.at[rid, c]]} for rid in changed[:EXAMPLES]
+            ],
         },
     }

@@ -17,8 +17,17 @@ from sheetfill.errors import ConfigError
 PLACEHOLDER = re.compile(r"\{(date|version)(?::([^}]*))?\}")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d"
 STRFTIME_REGEX = {
-    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "j": r"\d{3}",
-    "b": r"[A-Za-z]{3}", "B": r"[A-Za-z]+", "H": r"\d{2}", "M": r"\d{2}", "S": r"\d{2}", "%": "%",
+    "Y": r"\d{4}",
+    "y": r"\d{2}",
+    "m": r"\d{2}",
+    "d": r"\d{2}",
+    "j": r"\d{3}",
+    "b": r"[A-Za-z]{3}",
+    "B": r"[A-Za-z]+",
+    "H": r"\d{2}",
+    "M": r"\d{2}",
+    "S": r"\d{2}",
+    "%": "%",
 }
 
 
@@ -67,7 +76,7 @@ def _date_regex(fmt: str) -> str:
 def _segment_regex(segment: str, date_format: str) -> re.Pattern:
     out, pos = [], 0
     for m in PLACEHOLDER.finditer(segment):
-        out.append(re.escape(segment[pos:m.start()]))
+        out.append(re.escape(segment[pos : m.start()]))
         if m.group(1) == "date":
             out.append(f"(?P<date>{_date_regex(date_format)})")
         else:
@@ -88,7 +97,8 @@ def compile_pattern(pattern: str) -> ArchivePattern:
     stray = PLACEHOLDER.sub("", pattern)
     if "{" in stray or "}" in stray:
         raise ConfigError(
-            f"archive_pattern {pattern!r} has an unknown placeholder; only {{date}} and {{version}} exist.")
+            f"archive_pattern {pattern!r} has an unknown placeholder; only {{date}} and {{version}} exist."
+        )
     if pattern.startswith("/") or ".." in pattern.split("/"):
         raise ConfigError(f"archive_pattern {pattern!r} must be relative to archive_root, without '..'.")
     date_format = next(m.group(2) for m in PLACEHOLDER.finditer(pattern) if m.group(1) == "date")
@@ -159,9 +169,7 @@ def select(
     versions: tuple[str, ...] | None,
 ) -> list[Archive]:
     """Archives inside the inclusive window [since, until] with one of the versions (all if None)."""
-    in_window = [
-        a for a in archives if (since is None or a.date >= since) and (until is None or a.date <= until)
-    ]
+    in_window = [a for a in archives if (since is None or a.date >= since) and (until is None or a.date <= until)]
     if versions is None:
         return in_window
     missing = sorted(set(versions) - {a.version for a in in_window})

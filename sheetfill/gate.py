@@ -19,9 +19,14 @@ def _detail(summary: dict) -> str:
 def _line(summary: dict) -> str:
     counts = summary.get("counts") or {}
     status = summary.get("status", "unknown")
-    return COLUMNS.format(summary.get("bundle", "?"), LABELS.get(status, f"FAILED ({status})"),
-                          counts.get("rows_in", "-"), counts.get("records_out", "-"),
-                          counts.get("duplicates_merged", "-"), _detail(summary)).rstrip()
+    return COLUMNS.format(
+        summary.get("bundle", "?"),
+        LABELS.get(status, f"FAILED ({status})"),
+        counts.get("rows_in", "-"),
+        counts.get("records_out", "-"),
+        counts.get("duplicates_merged", "-"),
+        _detail(summary),
+    ).rstrip()
 
 
 def summarise(summaries: list[dict]) -> tuple[str, bool]:
@@ -36,8 +41,9 @@ def summarise(summaries: list[dict]) -> tuple[str, bool]:
         tally[status] = tally.get(status, 0) + 1
     failed = len(summaries) - tally["ok"]
     totals = ", ".join(f"{n} {LABELS.get(s, s)}" for s, n in tally.items() if n)
-    verdict = (f"sheetfill: {len(summaries)} bundles: {totals or 'none in the window'} -> "
-               + ("FAILED (exit non-zero)" if failed else "ok"))
+    verdict = f"sheetfill: {len(summaries)} bundles: {totals or 'none in the window'} -> " + (
+        "FAILED (exit non-zero)" if failed else "ok"
+    )
     header = COLUMNS.format("bundle", "status", "rows in", "records", "merged", "detail").rstrip()
     text = "\n".join(["sheetfill run summary:", header, *(_line(s) for s in summaries), verdict])
     return text, failed == 0

@@ -24,11 +24,17 @@ def _parser():
     bundle.add_argument("--restored", type=Path, required=True)
     bundle.add_argument("--outputs", type=Path, required=True)
     bundle.add_argument("--profile", required=True)
-    bundle.add_argument("--limits", default=os.environ.get("SHEETFILL_LIMITS"),
-                        required="SHEETFILL_LIMITS" not in os.environ,
-                        help="JSON of sheetfill.config.Limits (default: $SHEETFILL_LIMITS)")
-    bundle.add_argument("--window", default=os.environ.get("SHEETFILL_WINDOW", "{}"),
-                        help="JSON describing the run's window, for provenance (default: $SHEETFILL_WINDOW)")
+    bundle.add_argument(
+        "--limits",
+        default=os.environ.get("SHEETFILL_LIMITS"),
+        required="SHEETFILL_LIMITS" not in os.environ,
+        help="JSON of sheetfill.config.Limits (default: $SHEETFILL_LIMITS)",
+    )
+    bundle.add_argument(
+        "--window",
+        default=os.environ.get("SHEETFILL_WINDOW", "{}"),
+        help="JSON describing the run's window, for provenance (default: $SHEETFILL_WINDOW)",
+    )
     bundle.add_argument("--history", type=Path, default=None)
     pack = sub.add_parser("pack", help="zip one bundle's outputs with SHA256SUMS")
     pack.add_argument("--outputs", type=Path, required=True)
@@ -43,8 +49,13 @@ def run_bundle(args) -> int:
     from sheetfill.config import Limits
 
     job = BundleJob(
-        archive=args.archive, bundle=args.bundle, restored=args.restored, outputs=args.outputs,
-        profile=args.profile, limits=Limits(**json.loads(args.limits)), window=json.loads(args.window),
+        archive=args.archive,
+        bundle=args.bundle,
+        restored=args.restored,
+        outputs=args.outputs,
+        profile=args.profile,
+        limits=Limits(**json.loads(args.limits)),
+        window=json.loads(args.window),
         history=args.history,
     )
     summary = process_bundle(job)

@@ -71,6 +71,7 @@ def make_plan(config: dict) -> Plan:
         note = f"Nothing new: no archive after the cursor ({cursor}) in {describe_window(since, settings.until)}."
         return replace(plan, note=note)
     if not in_window:
-        raise ConfigError(explain_empty(settings.archive_root, settings.archive_pattern, archives,
-                                        since, settings.until))
+        raise ConfigError(
+            explain_empty(settings.archive_root, settings.archive_pattern, archives, since, settings.until)
+        )
     return replace(plan, archives=select(in_window, since, settings.until, settings.versions))

@@ -55,8 +55,9 @@ class Profile:
         if declared:
             return list(declared)
         helpers = {"key", "date"}
-        return [name for name, spec in self.fields.items()
-                if spec["type"] not in helpers and "combine_into" not in spec]
+        return [
+            name for name, spec in self.fields.items() if spec["type"] not in helpers and "combine_into" not in spec
+        ]
 
 
 def resolve_profile_path(name_or_path: str | Path) -> Path:
@@ -146,8 +147,10 @@ def _check_references(data: dict, path: Path) -> None:
 
     def expect_field(key: str, value: str, allowed: set[str] = fields) -> None:
         if value not in allowed:
-            problems.append(f"  {key}: {value!r} is not a declared field; fix: add it under "
-                            f"`fields:` or use one of {', '.join(sorted(allowed))}")
+            problems.append(
+                f"  {key}: {value!r} is not a declared field; fix: add it under "
+                f"`fields:` or use one of {', '.join(sorted(allowed))}"
+            )
 
     for name, spec in data["fields"].items():
         for option in ("role_field", "combine_into"):
@@ -178,8 +181,10 @@ def _check_references(data: dict, path: Path) -> None:
     source_names = {s["name"] for s in data["sources"]} | {"records"}
     for i, item in enumerate(expectations):
         if item.get("source", "records") not in source_names:
-            problems.append(f"  expectations[{i}].source: {item['source']!r} is not a source; fix: use "
-                            f"one of {', '.join(sorted(source_names))}")
+            problems.append(
+                f"  expectations[{i}].source: {item['source']!r} is not a source; fix: use "
+                f"one of {', '.join(sorted(source_names))}"
+            )
     if problems:
         raise ProfileError(f"data profile {path} is invalid:\n" + "\n".join(problems))
 

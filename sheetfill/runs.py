@@ -25,7 +25,6 @@ def close_run(bundle_dirs: list[Path], window: dict, record: Path, cursor_file: 
         cursor = advance_cursor(cursor_file, newest).isoformat()
         text += f"\ncursor advanced to {cursor}"
     record.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"window": window, "ok": ok, "cursor": cursor,
-               "bundles": {s["bundle"]: s["status"] for s in summaries}}
+    payload = {"window": window, "ok": ok, "cursor": cursor, "bundles": {s["bundle"]: s["status"] for s in summaries}}
     record.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return text, ok

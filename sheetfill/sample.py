@@ -22,52 +22,211 @@ import re
 import zipfile
 from pathlib import Path
 
-REACHOUT, CONTACT, SACAA = "Reachout Database.xlsx", "Contact Database.xlsx", \
-    "SACAA Flight Schools - Refined copy__CLEANED.xlsx"
+REACHOUT, CONTACT, SACAA = (
+    "Reachout Database.xlsx",
+    "Contact Database.xlsx",
+    "SACAA Flight Schools - Refined copy__CLEANED.xlsx",
+)
 SHEETS = {  # workbook -> sheet -> (columns, default rows); "" is a blank header (pandas: Unnamed: N)
     REACHOUT: {
-        "Organisation": (["Organisation Name", "ID", "Reachout Date", "Recent_Touch_Ind", "Area", "Distance",
-                          "Type", "Website", "Address", "Planes", "Description Type", "Notes",
-                          "Open Questions"], 1034),
-        "Contact Info": (["ID", "Organisation Name", "Reachout Date", "Firstname", "Surname", "Position", "Phone",
-                          "WhatsApp", "Email", "Invalid", ""], 176),
+        "Organisation": (
+            [
+                "Organisation Name",
+                "ID",
+                "Reachout Date",
+                "Recent_Touch_Ind",
+                "Area",
+                "Distance",
+                "Type",
+                "Website",
+                "Address",
+                "Planes",
+                "Description Type",
+                "Notes",
+                "Open Questions",
+            ],
+            1034,
+        ),
+        "Contact Info": (
+            [
+                "ID",
+                "Organisation Name",
+                "Reachout Date",
+                "Firstname",
+                "Surname",
+                "Position",
+                "Phone",
+                "WhatsApp",
+                "Email",
+                "Invalid",
+                "",
+            ],
+            176,
+        ),
     },
     CONTACT: {
-        "Company_Cat": (["C_ID", "Company", "QuickNooks_Name", "Last_Order_Date", "Category", "Strat", "Priority",
-                         "Status", "LoadDate", "Checked", "Website"], 425),
-        "Company_Contacts": (["C_ID", "Company", "Status", "FirstName", "Surname", "Position", "Cellnumber",
-                              "Email", "Landline"], 69),
+        "Company_Cat": (
+            [
+                "C_ID",
+                "Company",
+                "QuickNooks_Name",
+                "Last_Order_Date",
+                "Category",
+                "Strat",
+                "Priority",
+                "Status",
+                "LoadDate",
+                "Checked",
+                "Website",
+            ],
+            425,
+        ),
+        "Company_Contacts": (
+            ["C_ID", "Company", "Status", "FirstName", "Surname", "Position", "Cellnumber", "Email", "Landline"],
+            69,
+        ),
         "Company_Addresses": (["C_ID", "Company", "Type", "Airport", ""], 36),
-        "10-10-25 Capture": (["", "School", "Contact person (role)", "Phone", "Email", "Addresses", "Planes",
-                              "Website", "Description", "Type"], 30),
+        "10-10-25 Capture": (
+            [
+                "",
+                "School",
+                "Contact person (role)",
+                "Phone",
+                "Email",
+                "Addresses",
+                "Planes",
+                "Website",
+                "Description",
+                "Type",
+            ],
+            30,
+        ),
     },
     SACAA: {
-        "Cleaned": (["Name of Organisation", "Province", "Status", "Website URL", "Contact Person",
-                     "Contact Number", "Contact Email Address"], 188),
+        "Cleaned": (
+            [
+                "Name of Organisation",
+                "Province",
+                "Status",
+                "Website URL",
+                "Contact Person",
+                "Contact Number",
+                "Contact Email Address",
+            ],
+            188,
+        ),
     },
 }
 PROVINCES = {  # canonical -> spellings seen in captures
     "Gauteng": ["Gauteng", "GP", "gauteng ", "GAUTENG"],
     "Western Cape": ["Western Cape", "W Cape", "WC", "western cape"],
-    "KwaZulu-Natal": ["KwaZulu-Natal", "KZN", "Kwazulu Natal"], "Eastern Cape": ["Eastern Cape", "EC", "E Cape"],
-    "Free State": ["Free State", "FS", "free state"], "Limpopo": ["Limpopo", "LP"], "Mpumalanga": ["Mpumalanga", "MP"],
-    "North West": ["North West", "NW", "north-west"], "Northern Cape": ["Northern Cape", "NC"],
+    "KwaZulu-Natal": ["KwaZulu-Natal", "KZN", "Kwazulu Natal"],
+    "Eastern Cape": ["Eastern Cape", "EC", "E Cape"],
+    "Free State": ["Free State", "FS", "free state"],
+    "Limpopo": ["Limpopo", "LP"],
+    "Mpumalanga": ["Mpumalanga", "MP"],
+    "North West": ["North West", "NW", "north-west"],
+    "Northern Cape": ["Northern Cape", "NC"],
 }
-CITIES = {"Gauteng": ["Johannesburg", "Pretoria", "Midrand", "Benoni"], "Western Cape": ["Cape Town", "Stellenbosch"],
-          "KwaZulu-Natal": ["Durban", "Pietermaritzburg"], "Eastern Cape": ["Gqeberha", "East London"],
-          "Free State": ["Bloemfontein"], "Limpopo": ["Polokwane"], "Mpumalanga": ["Nelspruit"],
-          "North West": ["Rustenburg", "Brits"], "Northern Cape": ["Kimberley", "Upington"]}
-AIRPORTS = ["FALA Lanseria", "FAGC Grand Central", "FAWB Wonderboom", "FACT Cape Town", "FAVG Virginia",
-            "FABL Bloemfontein", "FAKZ Kroonstad", "FAPE Port Elizabeth"]
-WORDS = ["Blue", "Sky", "Eagle", "Falcon", "Kestrel", "Summit", "Horizon", "Zenith", "Apex", "Cape", "Highveld",
-         "Lowveld", "Karoo", "Savanna", "Baobab", "Protea", "Springbok", "Vector", "Delta", "Condor", "Phoenix",
-         "Orbit", "Aerial", "Sun", "Star", "Table", "Mountain", "Valley", "River", "Coastal"]
-KINDS = ["Aviation", "Flight School", "Aero Club", "Flying Academy", "Air Services", "Aviation Academy",
-         "Helicopters", "Flight Training"]
-FIRST = ["Thabo", "Johan", "Sipho", "Anele", "Pieter", "Lerato", "Ayesha", "Michael", "Naledi", "Ruan", "Zanele",
-         "David", "Fatima", "Kobus", "Lindiwe", "Sarah", "Jacques", "Nomsa"]
-LAST = ["Nkosi", "van der Merwe", "Dlamini", "Botha", "Naidoo", "Mokoena", "Smith", "Pretorius", "Khumalo",
-        "Venter", "Pillay", "Mahlangu", "du Plessis", "Ndlovu"]
+CITIES = {
+    "Gauteng": ["Johannesburg", "Pretoria", "Midrand", "Benoni"],
+    "Western Cape": ["Cape Town", "Stellenbosch"],
+    "KwaZulu-Natal": ["Durban", "Pietermaritzburg"],
+    "Eastern Cape": ["Gqeberha", "East London"],
+    "Free State": ["Bloemfontein"],
+    "Limpopo": ["Polokwane"],
+    "Mpumalanga": ["Nelspruit"],
+    "North West": ["Rustenburg", "Brits"],
+    "Northern Cape": ["Kimberley", "Upington"],
+}
+AIRPORTS = [
+    "FALA Lanseria",
+    "FAGC Grand Central",
+    "FAWB Wonderboom",
+    "FACT Cape Town",
+    "FAVG Virginia",
+    "FABL Bloemfontein",
+    "FAKZ Kroonstad",
+    "FAPE Port Elizabeth",
+]
+WORDS = [
+    "Blue",
+    "Sky",
+    "Eagle",
+    "Falcon",
+    "Kestrel",
+    "Summit",
+    "Horizon",
+    "Zenith",
+    "Apex",
+    "Cape",
+    "Highveld",
+    "Lowveld",
+    "Karoo",
+    "Savanna",
+    "Baobab",
+    "Protea",
+    "Springbok",
+    "Vector",
+    "Delta",
+    "Condor",
+    "Phoenix",
+    "Orbit",
+    "Aerial",
+    "Sun",
+    "Star",
+    "Table",
+    "Mountain",
+    "Valley",
+    "River",
+    "Coastal",
+]
+KINDS = [
+    "Aviation",
+    "Flight School",
+    "Aero Club",
+    "Flying Academy",
+    "Air Services",
+    "Aviation Academy",
+    "Helicopters",
+    "Flight Training",
+]
+FIRST = [
+    "Thabo",
+    "Johan",
+    "Sipho",
+    "Anele",
+    "Pieter",
+    "Lerato",
+    "Ayesha",
+    "Michael",
+    "Naledi",
+    "Ruan",
+    "Zanele",
+    "David",
+    "Fatima",
+    "Kobus",
+    "Lindiwe",
+    "Sarah",
+    "Jacques",
+    "Nomsa",
+]
+LAST = [
+    "Nkosi",
+    "van der Merwe",
+    "Dlamini",
+    "Botha",
+    "Naidoo",
+    "Mokoena",
+    "Smith",
+    "Pretorius",
+    "Khumalo",
+    "Venter",
+    "Pillay",
+    "Mahlangu",
+    "du Plessis",
+    "Ndlovu",
+]
 ROLES = ["CFI", "Chief Flying Instructor", "Owner", "Manager", "Accountable Manager", "Admin", "Ops Manager"]
 PLANES = ["C172", "C152", "PA28", "Sling 2", "Bonanza", "R44", "Tecnam P2002", "PA34 Seneca"]
 CHURN = 0.03  # share of rows that change from one date to the next
@@ -88,13 +247,20 @@ def make_entities(count: int, seed: int) -> list[dict]:
         slug = re.sub(r"[^a-z0-9]+", "", name.lower())[:18] + str(i)
         area = f"0{r.choice([11, 12, 21, 31, 41, 51])}"
         first, last = r.choice(FIRST), r.choice(LAST)
-        entities.append({
-            "entity_id": f"E{i:05d}", "organization_name": name, "province": province,
-            "area": r.choice(CITIES[province]), "website": f"https://www.{slug}.co.za",
-            "email": f"{first.lower()}.{last.split()[-1].lower()}@{slug}.co.za",
-            "phone": f"+27{area[1:]}{r.randint(1000000, 9999999)}", "contact_name": f"{first} {last}",
-            "contact_role": r.choice(ROLES), "legal_suffix": r.choice(["", "", " (Pty) Ltd", " Pty Ltd", " CC"]),
-        })
+        entities.append(
+            {
+                "entity_id": f"E{i:05d}",
+                "organization_name": name,
+                "province": province,
+                "area": r.choice(CITIES[province]),
+                "website": f"https://www.{slug}.co.za",
+                "email": f"{first.lower()}.{last.split()[-1].lower()}@{slug}.co.za",
+                "phone": f"+27{area[1:]}{r.randint(1000000, 9999999)}",
+                "contact_name": f"{first} {last}",
+                "contact_role": r.choice(ROLES),
+                "legal_suffix": r.choice(["", "", " (Pty) Ltd", " Pty Ltd", " CC"]),
+            }
+        )
     return entities
 
 
@@ -117,7 +283,7 @@ class Mess:
             name = name.replace(" ", " & ", 1) if "&" not in name else name.replace("&", "and")
         if self.hit(0.3) and len(name) > 6:  # a typo: two neighbouring letters swapped
             i = self.r.randrange(2, len(name) - 2)
-            name = name[:i] + name[i + 1] + name[i] + name[i + 2:]
+            name = name[:i] + name[i + 1] + name[i] + name[i + 2 :]
         return name
 
     def email(self, e: dict) -> str:
@@ -134,15 +300,23 @@ class Mess:
 
     def phone(self, e: dict) -> str:
         digits = e["phone"][3:]  # national number without the leading 0
-        forms = [f"0{digits[:2]} {digits[2:5]} {digits[5:]}", f"+27 (0){digits[:2]} {digits[2:5]} {digits[5:]}",
-                 f"27{digits}", f"0{digits[:2]}-{digits[2:5]}-{digits[5:]}", f"+27{digits}"]
+        forms = [
+            f"0{digits[:2]} {digits[2:5]} {digits[5:]}",
+            f"+27 (0){digits[:2]} {digits[2:5]} {digits[5:]}",
+            f"27{digits}",
+            f"0{digits[:2]}-{digits[2:5]}-{digits[5:]}",
+            f"+27{digits}",
+        ]
         phone = forms[0] if not self.hit(3) else self.r.choice(forms)
         return phone[:5] if self.hit(0.1) else phone  # too short: invalid
 
     def website(self, e: dict) -> str:
         host = e["website"].removeprefix("https://www.")
-        return self.r.choice([f"https://www.{host}", f"www.{host}", host, f"http://{host}/", f"WWW.{host.upper()}"]) \
-            if self.hit(3) else e["website"]
+        return (
+            self.r.choice([f"https://www.{host}", f"www.{host}", host, f"http://{host}/", f"WWW.{host.upper()}"])
+            if self.hit(3)
+            else e["website"]
+        )
 
     def province(self, e: dict) -> str:
         return self.r.choice(PROVINCES[e["province"]]) if self.hit(3) else e["province"]
@@ -177,36 +351,101 @@ def _values(sheet: str, e: dict, i: int, r: random.Random, mess: Mess) -> list:
     name = mess.name(e)
     ref = int(e["entity_id"][1:]) + 1
     if sheet == "Organisation":
-        return [name, ref, when, r.choice(["Y", "N", ""]), e["area"], f"{r.randint(2, 80)} km",
-                r.choice(KINDS[:4]), mess.website(e), f"{r.randint(1, 200)} Airport Rd, {e['area']}",
-                ", ".join(r.sample(PLANES, 2)), r.choice(["Flight School", "Club", "Charter"]), "", ""]
+        return [
+            name,
+            ref,
+            when,
+            r.choice(["Y", "N", ""]),
+            e["area"],
+            f"{r.randint(2, 80)} km",
+            r.choice(KINDS[:4]),
+            mess.website(e),
+            f"{r.randint(1, 200)} Airport Rd, {e['area']}",
+            ", ".join(r.sample(PLANES, 2)),
+            r.choice(["Flight School", "Club", "Charter"]),
+            "",
+            "",
+        ]
     if sheet == "Contact Info":
-        return [ref, name, when, first, last, e["contact_role"], mess.phone(e), mess.phone(e) if mess.hit() else "",
-                mess.email(e), "Y" if mess.hit(0.2) else "", "see notes" if mess.hit(0.2) else None]
+        return [
+            ref,
+            name,
+            when,
+            first,
+            last,
+            e["contact_role"],
+            mess.phone(e),
+            mess.phone(e) if mess.hit() else "",
+            mess.email(e),
+            "Y" if mess.hit(0.2) else "",
+            "see notes" if mess.hit(0.2) else None,
+        ]
     if sheet == "Company_Cat":
-        return [ref, name, name.upper()[:20], when, r.choice(["Flight School", "Maintenance", "Charter"]),
-                r.choice(["A", "B", "C"]), r.randint(1, 5), r.choice(["Active", "Dormant"]), EPOCH,
-                r.choice(["Yes", "No"]), mess.website(e)]
+        return [
+            ref,
+            name,
+            name.upper()[:20],
+            when,
+            r.choice(["Flight School", "Maintenance", "Charter"]),
+            r.choice(["A", "B", "C"]),
+            r.randint(1, 5),
+            r.choice(["Active", "Dormant"]),
+            EPOCH,
+            r.choice(["Yes", "No"]),
+            mess.website(e),
+        ]
     if sheet == "Company_Contacts":
-        return [ref, name, r.choice(["Active", "Left"]), first, last, e["contact_role"], mess.phone(e), mess.email(e),
-                mess.phone(e)]
+        return [
+            ref,
+            name,
+            r.choice(["Active", "Left"]),
+            first,
+            last,
+            e["contact_role"],
+            mess.phone(e),
+            mess.email(e),
+            mess.phone(e),
+        ]
     if sheet == "Company_Addresses":
         kind, airport = r.choice(["Physical", "Postal"]), r.choice(AIRPORTS)
         return [ref, name, kind, airport, "Hangar 3" if r.random() < 0.3 else None]
     if sheet == "10-10-25 Capture":
-        return [i, name, f"{e['contact_name']} ({e['contact_role']})", mess.phone(e), mess.email(e),
-                f"{e['area']}, {e['province']}", ", ".join(r.sample(PLANES, 2)), mess.website(e), "Training",
-                r.choice(KINDS[:4])]
-    return [name, mess.province(e), r.choice(["Approved", "Renewal"]), mess.website(e), e["contact_name"],
-            mess.phone(e), mess.email(e)]
+        return [
+            i,
+            name,
+            f"{e['contact_name']} ({e['contact_role']})",
+            mess.phone(e),
+            mess.email(e),
+            f"{e['area']}, {e['province']}",
+            ", ".join(r.sample(PLANES, 2)),
+            mess.website(e),
+            "Training",
+            r.choice(KINDS[:4]),
+        ]
+    return [
+        name,
+        mess.province(e),
+        r.choice(["Approved", "Renewal"]),
+        mess.website(e),
+        e["contact_name"],
+        mess.phone(e),
+        mess.email(e),
+    ]
 
 
 def _workbook_bytes(sheets: dict[str, tuple[list[str], list[tuple]]]) -> bytes:
     import xlsxwriter
 
     buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False,
-                                            "strings_to_urls": False, "default_date_format": "yyyy-mm-dd"})
+    workbook = xlsxwriter.Workbook(
+        buffer,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "default_date_format": "yyyy-mm-dd",
+        },
+    )
     workbook.set_properties({"created": EPOCH, "author": "sheetfill sample"})
     for sheet, (header, rows) in sheets.items():
         worksheet = workbook.add_worksheet(sheet)
@@ -218,8 +457,9 @@ def _workbook_bytes(sheets: dict[str, tuple[list[str], list[tuple]]]) -> bytes:
     return buffer.getvalue()
 
 
-def generate_bundle(zip_path, date: dt.date, version: str, scale: float = 1.0, seed: int = 0,
-                    nested: bool | None = None) -> dict:
+def generate_bundle(
+    zip_path, date: dt.date, version: str, scale: float = 1.0, seed: int = 0, nested: bool | None = None
+) -> dict:
     """Write one bundle zip; return its ground truth (never stored inside the zip)."""
     zip_path = Path(zip_path)
     entities = make_entities(max(8, round(900 * scale)), seed)
@@ -237,11 +477,17 @@ def generate_bundle(zip_path, date: dt.date, version: str, scale: float = 1.0, s
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members:
-            zf.writestr(zipfile.ZipInfo(name, (date.year, date.month, date.day, 0, 0, 0)), data,
-                        compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(
+                zipfile.ZipInfo(name, (date.year, date.month, date.day, 0, 0, 0)),
+                data,
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
     used = {row[3] for row in truth_rows}
-    clean = {e["entity_id"]: {k: v for k, v in e.items() if k not in ("entity_id", "legal_suffix")}
-             for e in entities if e["entity_id"] in used}
+    clean = {
+        e["entity_id"]: {k: v for k, v in e.items() if k not in ("entity_id", "legal_suffix")}
+        for e in entities
+        if e["entity_id"] in used
+    }
     return {"bundle": f"{date.isoformat()}--{version}", "rows": truth_rows, "entities": clean}
 
 
@@ -251,9 +497,15 @@ def archive_path(root: Path, pattern: str, date: dt.date, version: str) -> Path:
     return Path(root) / compile_pattern(pattern).example(date, version)
 
 
-def generate_archives(root, start: dt.date, days: int, versions=("v1", "v2"),
-                      pattern: str = "{date}/hotpass-inputs-{version}.zip", scale: float = 1.0,
-                      seed: int = 0) -> list[Path]:
+def generate_archives(
+    root,
+    start: dt.date,
+    days: int,
+    versions=("v1", "v2"),
+    pattern: str = "{date}/hotpass-inputs-{version}.zip",
+    scale: float = 1.0,
+    seed: int = 0,
+) -> list[Path]:
     """days × versions bundles under root laid out by pattern; ground truth in root/ground_truth/."""
     root = Path(root)
     paths = []

@@ -23,11 +23,12 @@ import pandas as pd
 from sheetfill.errors import ProfileError
 from sheetfill.profiles import CHECKS, expectation_problems  # noqa: F401 - checked at load, re-checked here
 
-EXAMPLES = 5          # unexpected values shown per expectation
-EXAMPLE_CHARS = 80    # long cells are cut: the docs show a hint, not the cell
+EXAMPLES = 5  # unexpected values shown per expectation
+EXAMPLE_CHARS = 80  # long cells are cut: the docs show a hint, not the cell
 
 
 # --- masking -----------------------------------------------------------------------------------
+
 
 def _mask_email(text: str) -> str:
     local, _, domain = text.partition("@")
@@ -51,6 +52,7 @@ def mask_value(value) -> str:
 
 
 # --- checks: each returns a boolean mask over the present values ----------------------------------
+
 
 def _missing(column: pd.Series) -> pd.Series:
     """Null, or text that is empty after stripping."""
@@ -84,6 +86,7 @@ COLUMN_CHECKS = {"unique": _unique, "regex": _regex, "in_set": _in_set, "between
 
 
 # --- results -------------------------------------------------------------------------------------
+
 
 def plain(value):
     """A JSON-native version of a cell (numpy scalars, timestamps, NaN)."""
@@ -120,23 +123,41 @@ def _example(frame: pd.DataFrame, index, value, pii: bool) -> dict:
 
 
 def _header(spec: dict) -> dict:
-    return {"name": spec["name"], "column": spec.get("column"), "check": spec["check"],
-            "source": spec.get("source", "records"), "mostly": spec.get("mostly", 1.0)}
+    return {
+        "name": spec["name"],
+        "column": spec.get("column"),
+        "check": spec["check"],
+        "source": spec.get("source", "records"),
+        "mostly": spec.get("mostly", 1.0),
+    }
 
 
 def _error(spec: dict, message: str) -> dict:
     """An expectation that could not be evaluated fails, saying why."""
-    return _header(spec) | {"success": False, "error": message, "observed": None, "element_count": 0,
-                            "missing_count": 0, "unexpected_count": 0, "unexpected_percent": 0.0,
-                            "examples": []}
+    return _header(spec) | {
+        "success": False,
+        "error": message,
+        "observed": None,
+        "element_count": 0,
+        "missing_count": 0,
+        "unexpected_count": 0,
+        "unexpected_percent": 0.0,
+        "examples": [],
+    }
 
 
 def _row_count(frame: pd.DataFrame, spec: dict) -> dict:
     count = len(frame)
     ok = spec.get("min", 0) <= count <= spec.get("max", math.inf)
-    return _header(spec) | {"success": ok, "observed": count, "element_count": count, "missing_count": 0,
-                            "unexpected_count": 0 if ok else 1, "unexpected_percent": 0.0 if ok else 100.0,
-                            "examples": []}
+    return _header(spec) | {
+        "success": ok,
+        "observed": count,
+        "element_count": count,
+        "missing_count": 0,
+        "unexpected_count": 0 if ok else 1,
+        "unexpected_percent": 0.0 if ok else 100.0,
+        "examples": [],
+    }
 
 
 def _column_check(frame: pd.DataFrame, spec: dict, pii: bool) -> dict:

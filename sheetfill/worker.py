@@ -25,10 +25,16 @@ import time
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 IDLE_SECONDS = 60
-MAX_WORKERS = 64       # worker processes at most (one per job running at once)
+MAX_WORKERS = 64  # worker processes at most (one per job running at once)
 JOBS_PER_WORKER = 200  # then the worker is replaced: bounds what slow leaks a job could leave behind
-PRELOAD = ("sheetfill.bundle", "sheetfill.refine", "sheetfill.validation", "sheetfill.diff", "pandas",
-           "pyarrow.parquet")
+PRELOAD = (
+    "sheetfill.bundle",
+    "sheetfill.refine",
+    "sheetfill.validation",
+    "sheetfill.diff",
+    "pandas",
+    "pyarrow.parquet",
+)
 
 
 def enabled() -> bool:
@@ -48,6 +54,7 @@ def socket_path() -> str:
 
 
 # ---------------------------------------------------------------- client side
+
 
 def run_via_worker(argv: list[str]) -> int | None:
     """Run `sheetfill.job` argv in a warm worker; None when no worker can be used."""
@@ -92,7 +99,10 @@ def _start_server_and_connect(path: str) -> socket.socket | None:
             pythonpath = os.pathsep.join(filter(None, [os.path.dirname(PACKAGE), os.environ.get("PYTHONPATH")]))
             subprocess.Popen(
                 [sys.executable, "-m", "sheetfill.worker", path],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
                 env={**os.environ, "PYTHONPATH": pythonpath},
             )
         deadline = time.monotonic() + 20
@@ -105,6 +115,7 @@ def _start_server_and_connect(path: str) -> socket.socket | None:
 
 
 # ---------------------------------------------------------------- server side
+
 
 def serve(path: str) -> None:
     """Preload, warm up, then keep a pool of forked worker processes serving jobs until idle.
@@ -189,9 +200,18 @@ def _warm_up() -> None:
             root = Path(tmp)
             generate_bundle(root / "warm.zip", date(2025, 1, 1), "v1", scale=0.02)
             limits = load_settings({"archive_root": tmp}, check_paths=False).limits  # the config defaults
-            process_bundle(BundleJob(
-                archive=root / "warm.zip", bundle="2025-01-01--v1", restored=root / "restored", outputs=root / "out",
-                profile="aviation", limits=limits, window={}, history=root / "history"))
+            process_bundle(
+                BundleJob(
+                    archive=root / "warm.zip",
+                    bundle="2025-01-01--v1",
+                    restored=root / "restored",
+                    outputs=root / "out",
+                    profile="aviation",
+                    limits=limits,
+                    window={},
+                    history=root / "history",
+                )
+            )
     except Exception as exc:  # a cold worker is slower, not wrong
         print(f"sheetfill worker: warm-up skipped: {exc}", file=sys.stderr)
     gc.freeze()  # the workers' garbage collections then leave the inherited heap (and its pages) alone

@@ -17,12 +17,18 @@ START = dt.date(2025, 9, 29)
 SMALL = 0.05  # sample scale for workflow tests: every sheet, a few rows each
 
 
-def make_archives(root: Path, days: int = 3, versions=("v1", "v2"), start: dt.date = START,
-                  pattern: str = "{date}/hotpass-inputs-{version}.zip", scale: float = SMALL, seed: int = 0):
+def make_archives(
+    root: Path,
+    days: int = 3,
+    versions=("v1", "v2"),
+    start: dt.date = START,
+    pattern: str = "{date}/hotpass-inputs-{version}.zip",
+    scale: float = SMALL,
+    seed: int = 0,
+):
     from sheetfill.sample import generate_archives
 
-    return generate_archives(root, start=start, days=days, versions=versions, pattern=pattern,
-                             scale=scale, seed=seed)
+    return generate_archives(root, start=start, days=days, versions=versions, pattern=pattern, scale=scale, seed=seed)
 
 
 class Workflow:
@@ -42,8 +48,20 @@ class Workflow:
 
     def command(self, *args, **config) -> list[str]:
         items = [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in self.config(**config).items()]
-        return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-                str(self.workdir), "--cores", "2", *args, "--config", *items]
+        return [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(self.workdir),
+            "--cores",
+            "2",
+            *args,
+            "--config",
+            *items,
+        ]
 
     def run(self, *args, check: bool | None = True, **config) -> subprocess.CompletedProcess:
         done = subprocess.run(self.command(*args, **config), capture_output=True, text=True, timeout=600)

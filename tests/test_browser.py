@@ -26,9 +26,19 @@ from sheetfill.datadocs import build_data_docs
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--window-size=1280,1600", "--remote-debugging-pipe"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1280,1600",
+    "--remote-debugging-pipe",
+]
 TIMEOUT = 60  # seconds to wait for one reply or event; generous for a loaded CI machine
 
 
@@ -50,8 +60,13 @@ class Chromium:
         with open(log, "wb") as err:
             self.process = subprocess.Popen(
                 [CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err, pass_fds=(3, 4, *high),
-                preexec_fn=wire, start_new_session=True)
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                pass_fds=(3, 4, *high),
+                preexec_fn=wire,
+                start_new_session=True,
+            )
         for fd in high:
             os.close(fd)
         self._buffer, self._next_id, self.events = b"", 0, []
@@ -133,8 +148,11 @@ class Tab:
         path.write_bytes(base64.b64decode(shot["data"]))
 
     def requested_urls(self) -> list[str]:
-        return [e["params"]["request"]["url"] for e in self.browser.events
-                if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session]
+        return [
+            e["params"]["request"]["url"]
+            for e in self.browser.events
+            if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session
+        ]
 
 
 @pytest.fixture
@@ -158,8 +176,12 @@ def test_rendered_docs_show_failures_load_charts_and_run_no_script(tmp_path, tab
         return [tr.dataset.bundle, cell.innerText.trim(), getComputedStyle(cell).color];
     })""")
     red, green = "rgb(180, 35, 24)", "rgb(26, 127, 55)"  # style.css: the stylesheet loaded and applied
-    assert rows == [["2025-09-29--v1", "✓ ok", green], ["2025-09-29--v2", "✗ failed validation", red],
-                    ["2025-09-30--v1", "✗ failed to process", red], ["2025-09-30--v2", "✓ ok", green]]
+    assert rows == [
+        ["2025-09-29--v1", "✓ ok", green],
+        ["2025-09-29--v2", "✗ failed validation", red],
+        ["2025-09-30--v1", "✗ failed to process", red],
+        ["2025-09-30--v2", "✓ ok", green],
+    ]
     assert "2 of 4 bundles failed" in tab.js("document.getElementById('verdict').innerText")
     images = tab.js("Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
     assert len(images) == 3

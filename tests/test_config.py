@@ -51,8 +51,9 @@ def test_missing_archive_root_says_how_to_fix(tmp_path):
         load_settings({"archive_root": str(tmp_path / "nope")})
 
 
-@pytest.mark.parametrize("pattern", ["{date}.zip", "{date}/{version}/{version}.zip", "{date}/{who}-{version}.zip",
-                                     "../{date}/{version}.zip"])
+@pytest.mark.parametrize(
+    "pattern", ["{date}.zip", "{date}/{version}/{version}.zip", "{date}/{who}-{version}.zip", "../{date}/{version}.zip"]
+)
 def test_bad_patterns_are_refused(root, pattern):
     with pytest.raises(ConfigError, match="archive_pattern"):
         load_settings({"archive_root": str(root), "archive_pattern": pattern})

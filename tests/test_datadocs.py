@@ -17,45 +17,79 @@ from sheetfill.validation import validate
 SCRIPT = "<script>window.__pwned=1</script>"
 WINDOW = {"since": "2025-09-29", "until": "2025-09-30", "versions": None, "backfill": True, "cursor": None}
 PROFILE = Profile(
-    name="test", path=Path("test.yaml"), sha256="ab" * 32, data={},
+    name="test",
+    path=Path("test.yaml"),
+    sha256="ab" * 32,
+    data={},
     pii_fields=["contact_email"],
     expectations=[
         {"name": "has_records", "check": "row_count", "min": 1},
         {"name": "named", "column": "organization_name", "check": "regex", "pattern": "^[A-Z][A-Za-z ]+$"},
-        {"name": "email_well_formed", "column": "contact_email", "check": "regex",
-         "pattern": r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", "mostly": 0.9},
+        {
+            "name": "email_well_formed",
+            "column": "contact_email",
+            "check": "regex",
+            "pattern": r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$",
+            "mostly": 0.9,
+        },
     ],
 )
 
 
 def records(names: list[str], emails: list[str | None] | None = None) -> pd.DataFrame:
     emails = emails or [f"info{i}@school{i}.co.za" for i in range(len(names))]
-    return pd.DataFrame({"record_id": [f"sf-{n.lower()[:12]}" for n in names], "organization_name": names,
-                         "contact_email": emails, "quality_score": [0.8] * len(names)})
+    return pd.DataFrame(
+        {
+            "record_id": [f"sf-{n.lower()[:12]}" for n in names],
+            "organization_name": names,
+            "contact_email": emails,
+            "quality_score": [0.8] * len(names),
+        }
+    )
 
 
-def write_bundle(root: Path, name: str, frame: pd.DataFrame | None = None, error: str | None = None,
-                 diff: dict | None = None) -> Path:
+def write_bundle(
+    root: Path, name: str, frame: pd.DataFrame | None = None, error: str | None = None, diff: dict | None = None
+) -> Path:
     """One output folder: bundle.json, provenance.json, and for processed bundles validation + parquet."""
     folder = root / "outputs" / name
     folder.mkdir(parents=True)
     date, version = name.split("--")
-    summary = {"bundle": name, "date": date, "version": version, "status": "failed_processing",
-               "error": error, "counts": {}, "quality": {}, "validation": None, "diff": diff}
-    provenance = {"bundle": name, "archive": {"path": f"/archives/{date}/{version}.zip", "size": 1234,
-                                              "sha256": "0f" * 32},
-                  "members": [{"name": "Contact Database.xlsx", "size": 999, "sha256": "1e" * 32}],
-                  "profile": {"name": "test", "path": "test.yaml", "sha256": PROFILE.sha256},
-                  "started": "2026-11-25T04:00:00+00:00", "finished": "2026-11-25T04:00:01+00:00"}
+    summary = {
+        "bundle": name,
+        "date": date,
+        "version": version,
+        "status": "failed_processing",
+        "error": error,
+        "counts": {},
+        "quality": {},
+        "validation": None,
+        "diff": diff,
+    }
+    provenance = {
+        "bundle": name,
+        "archive": {"path": f"/archives/{date}/{version}.zip", "size": 1234, "sha256": "0f" * 32},
+        "members": [{"name": "Contact Database.xlsx", "size": 999, "sha256": "1e" * 32}],
+        "profile": {"name": "test", "path": "test.yaml", "sha256": PROFILE.sha256},
+        "started": "2026-11-25T04:00:00+00:00",
+        "finished": "2026-11-25T04:00:01+00:00",
+    }
     if frame is not None:
         report = validate(frame, PROFILE)
         frame.to_parquet(folder / "refined.parquet")
         (folder / "validation.json").write_text(json.dumps(report))
-        summary.update(status="ok" if report["success"] else "failed_validation",
-                       counts={"rows_in": 3 * len(frame), "records_out": len(frame),
-                               "duplicates_merged": 2 * len(frame), "flagged": 1, "rejected": 0},
-                       quality={"mean_score": 0.8},
-                       validation={k: report[k] for k in ("success", "evaluated", "failed")})
+        summary.update(
+            status="ok" if report["success"] else "failed_validation",
+            counts={
+                "rows_in": 3 * len(frame),
+                "records_out": len(frame),
+                "duplicates_merged": 2 * len(frame),
+                "flagged": 1,
+                "rejected": 0,
+            },
+            quality={"mean_score": 0.8},
+            validation={k: report[k] for k in ("success", "evaluated", "failed")},
+        )
     (folder / "bundle.json").write_text(json.dumps(summary))
     (folder / "provenance.json").write_text(json.dumps(provenance))
     return folder
@@ -64,8 +98,10 @@ def write_bundle(root: Path, name: str, frame: pd.DataFrame | None = None, error
 def make_window(root: Path) -> list[Path]:
     """Four bundles: ok, failed validation (with a <script> cell), failed to process, ok with a diff."""
     first = records(["Acme Aviation", "Blue Sky", "Cape Wings"])
-    second = records(["Acme Aviation", "Blue Sky", SCRIPT, "Delta Air"],
-                     ["info0@school0.co.za", "not-an-email", "jane.doe@evil", "info3@school3.co.za"])
+    second = records(
+        ["Acme Aviation", "Blue Sky", SCRIPT, "Delta Air"],
+        ["info0@school0.co.za", "not-an-email", "jane.doe@evil", "info3@school3.co.za"],
+    )
     rebuilt = records(["Blue Sky", "Cape Wings", "Echo Flight"])
     return [
         write_bundle(root, "2025-09-29--v1", first),
@@ -109,8 +145,12 @@ def docs(tmp_path):
 
 def test_index_lists_every_bundle_with_its_status(docs):
     page = Page(docs)
-    assert page.rows == {"2025-09-29--v1": "ok", "2025-09-29--v2": "failed_validation",
-                         "2025-09-30--v1": "failed_processing", "2025-09-30--v2": "ok"}
+    assert page.rows == {
+        "2025-09-29--v1": "ok",
+        "2025-09-29--v2": "failed_validation",
+        "2025-09-30--v1": "failed_processing",
+        "2025-09-30--v2": "ok",
+    }
     text = page.all_text
     assert "2 of 4 bundles failed" in text
     assert "corrupt zip: <b>bad</b> central directory" in text  # the error, shown as text

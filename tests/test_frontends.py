@@ -12,13 +12,22 @@ pytestmark = pytest.mark.slow
 
 def test_python_api_runs_the_window_and_reports_each_bundle(archives, tmp_path):
     restore = tmp_path / "restore"
-    planned = sheetfill.run(since="2025-09-30", until="2025-10-01", versions=["v1"], dry_run=True,
-                            archive_root=archives, restore_root=restore)
-    assert [(b.bundle, b.status) for b in planned.bundles] == [("2025-09-30--v1", "planned"),
-                                                                ("2025-10-01--v1", "planned")]
+    planned = sheetfill.run(
+        since="2025-09-30",
+        until="2025-10-01",
+        versions=["v1"],
+        dry_run=True,
+        archive_root=archives,
+        restore_root=restore,
+    )
+    assert [(b.bundle, b.status) for b in planned.bundles] == [
+        ("2025-09-30--v1", "planned"),
+        ("2025-10-01--v1", "planned"),
+    ]
     assert not restore.exists()
-    result = sheetfill.run(since="2025-09-30", until="2025-10-01", versions=["v1"], cores=2,
-                           archive_root=archives, restore_root=restore)
+    result = sheetfill.run(
+        since="2025-09-30", until="2025-10-01", versions=["v1"], cores=2, archive_root=archives, restore_root=restore
+    )
     assert result.ok and [b.status for b in result.bundles] == ["ok", "ok"]
     assert all((b.outputs / "refined.parquet").exists() for b in result.bundles)
 
@@ -44,7 +53,11 @@ def test_cli_backfill_exit_codes(archives, tmp_path):
     assert done.stdout.split() == ["2025-09-29--v2", "ok"]
     dry = cli("backfill", "--start-date", "2025-09-30", "--end-date", "2025-10-01", "--dry-run", *common)
     assert [line.split()[0] for line in dry.stdout.splitlines()] == [
-        "2025-09-30--v1", "2025-09-30--v2", "2025-10-01--v1", "2025-10-01--v2"]
+        "2025-09-30--v1",
+        "2025-09-30--v2",
+        "2025-10-01--v1",
+        "2025-10-01--v2",
+    ]
     bad = cli("backfill", "--start-date", "2025-02-30", *common)
     assert bad.returncode == 2 and "since='2025-02-30' is not a valid date" in bad.stderr
     (archives / "2025-10-01" / "hotpass-inputs-v1.zip").write_bytes(b"")
@@ -55,8 +68,19 @@ def test_cli_backfill_exit_codes(archives, tmp_path):
 
 
 def test_cli_sample_writes_archives_and_ground_truth(tmp_path):
-    done = cli("sample", "--out", str(tmp_path), "--days", "2", "--versions", "v1", "--scale", "0.02",
-               "--pattern", "inputs-{date:%Y%m%d}-v{version}.zip")
+    done = cli(
+        "sample",
+        "--out",
+        str(tmp_path),
+        "--days",
+        "2",
+        "--versions",
+        "v1",
+        "--scale",
+        "0.02",
+        "--pattern",
+        "inputs-{date:%Y%m%d}-v{version}.zip",
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.glob("*.zip")) == ["inputs-20250929-vv1.zip", "inputs-20250930-vv1.zip"]
     assert any((tmp_path / "ground_truth").iterdir())

@@ -20,9 +20,17 @@ def summary(bundle: str, status: str = "ok", error=None, failed: int | None = No
     """A bundle.json as sheetfill.bundle.process_bundle writes it."""
     processed = status != "failed_processing"
     date, version = bundle.split("--")
-    return {"bundle": bundle, "date": date, "version": version, "status": status, "error": error,
-            "counts": COUNTS if processed else {}, "quality": {}, "diff": None,
-            "validation": {"success": not failed, "evaluated": 8, "failed": failed or 0} if processed else None}
+    return {
+        "bundle": bundle,
+        "date": date,
+        "version": version,
+        "status": status,
+        "error": error,
+        "counts": COUNTS if processed else {},
+        "quality": {},
+        "diff": None,
+        "validation": {"success": not failed, "evaluated": 8, "failed": failed or 0} if processed else None,
+    }
 
 
 OK = summary("2025-09-29--v1")
@@ -35,12 +43,22 @@ def bundle_line(text: str, bundle: str) -> list[str]:
     return line.split()
 
 
-@pytest.mark.parametrize("bundle, words, ok", [
-    (OK, ["ok", "120", "39", "81"], True),
-    (FAILED_VALIDATION, ["FAILED", "validation", "120", "39", "81", "2", "of", "8", "expectations", "failed"], False),
-    (FAILED_PROCESSING, ["FAILED", "to", "process", "-", "-", "-", "bad", "zip:", "member", "x.xlsx", "is",
-                         "encrypted"], False),
-])
+@pytest.mark.parametrize(
+    "bundle, words, ok",
+    [
+        (OK, ["ok", "120", "39", "81"], True),
+        (
+            FAILED_VALIDATION,
+            ["FAILED", "validation", "120", "39", "81", "2", "of", "8", "expectations", "failed"],
+            False,
+        ),
+        (
+            FAILED_PROCESSING,
+            ["FAILED", "to", "process", "-", "-", "-", "bad", "zip:", "member", "x.xlsx", "is", "encrypted"],
+            False,
+        ),
+    ],
+)
 def test_one_line_per_bundle_and_its_verdict(bundle, words, ok):
     text, passed = summarise([bundle])
     assert passed is ok
@@ -53,14 +71,18 @@ def test_mixed_run_fails_and_counts_each_status():
     lines = text.splitlines()
     assert ok is False and lines[0] == "sheetfill run summary:" and len(lines) == 6
     assert lines[1].split() == ["bundle", "status", "rows", "in", "records", "merged", "detail"]
-    assert lines[-1] == ("sheetfill: 3 bundles: 1 ok, 1 FAILED validation, 1 FAILED to process "
-                         "-> FAILED (exit non-zero)")
+    assert lines[-1] == (
+        "sheetfill: 3 bundles: 1 ok, 1 FAILED validation, 1 FAILED to process -> FAILED (exit non-zero)"
+    )
 
 
-@pytest.mark.parametrize("summaries, verdict", [
-    ([OK, summary("2025-09-30--v2")], "sheetfill: 2 bundles: 2 ok -> ok"),
-    ([], "sheetfill: 0 bundles: none in the window -> ok"),
-])
+@pytest.mark.parametrize(
+    "summaries, verdict",
+    [
+        ([OK, summary("2025-09-30--v2")], "sheetfill: 2 bundles: 2 ok -> ok"),
+        ([], "sheetfill: 0 bundles: none in the window -> ok"),
+    ],
+)
 def test_passing_runs(summaries, verdict):
     text, ok = summarise(summaries)
     assert ok is True and text.splitlines()[-1] == verdict
@@ -79,25 +101,43 @@ def test_a_status_the_gate_does_not_know_fails(status, label):
 
 # --- diff_records --------------------------------------------------------------------------------
 
+
 def records(ids, **columns) -> pd.DataFrame:
     return pd.DataFrame({"record_id": ids, **columns})
 
 
-OLD = records(["a", "b", "c", "d"], name=["Ann Air", "Bee Air", "Cee Air", "Dee Air"],
-              city=["Durban", "Cape Town", "Pretoria", "Polokwane"],
-              provenance=["p1", "p2", "p3", "p4"], source_rows=["1", "2", "3", "4"], source_count=[1, 1, 1, 1])
+OLD = records(
+    ["a", "b", "c", "d"],
+    name=["Ann Air", "Bee Air", "Cee Air", "Dee Air"],
+    city=["Durban", "Cape Town", "Pretoria", "Polokwane"],
+    provenance=["p1", "p2", "p3", "p4"],
+    source_rows=["1", "2", "3", "4"],
+    source_count=[1, 1, 1, 1],
+)
 
 
 def test_added_removed_changed_unchanged():
-    new = records(["b", "c", "d", "e"], name=["Bee Aviation", "Cee Aviation", "Dee Air", "Eee Air"],
-                  city=["Cape Town", "Durban", "Polokwane", "George"],
-                  provenance=["p2", "p3", "p4", "p5"], source_rows=["2", "3", "4", "5"], source_count=[1, 1, 1, 1])
+    new = records(
+        ["b", "c", "d", "e"],
+        name=["Bee Aviation", "Cee Aviation", "Dee Air", "Eee Air"],
+        city=["Cape Town", "Durban", "Polokwane", "George"],
+        provenance=["p2", "p3", "p4", "p5"],
+        source_rows=["2", "3", "4", "5"],
+        source_count=[1, 1, 1, 1],
+    )
     result = diff_records(OLD, new)
     assert {k: result[k] for k in ("added", "removed", "changed", "unchanged")} == {
-        "added": 1, "removed": 1, "changed": 2, "unchanged": 1}
+        "added": 1,
+        "removed": 1,
+        "changed": 2,
+        "unchanged": 1,
+    }
     assert result["changed_columns"] == {"name": 2, "city": 1}
-    assert result["examples"] == {"added": ["e"], "removed": ["a"], "changed": [
-        {"record_id": "b", "columns": ["name"]}, {"record_id": "c", "columns": ["name", "city"]}]}
+    assert result["examples"] == {
+        "added": ["e"],
+        "removed": ["a"],
+        "changed": [{"record_id": "b", "columns": ["name"]}, {"record_id": "c", "columns": ["name", "city"]}],
+    }
     assert result["columns_added"] == result["columns_removed"] == []
 
 
@@ -132,7 +172,11 @@ def test_duplicated_record_ids_count_once_and_compare_the_first_row():
     new = records(["a", "b", "b"], name=["Ann", "Bob", "Bob again"])
     result = diff_records(old, new)
     assert {k: result[k] for k in ("added", "removed", "changed", "unchanged")} == {
-        "added": 1, "removed": 0, "changed": 0, "unchanged": 1}
+        "added": 1,
+        "removed": 0,
+        "changed": 0,
+        "unchanged": 1,
+    }
     assert result["examples"]["added"] == ["b"]
 
 
@@ -150,7 +194,15 @@ def test_only_ids_and_column_names_leave_the_diff():
     new = records(["r2", "r3", "r4"], email=["bob@y.org", "cy@x.org", "dee@x.org"], mobile=["+2791"] * 3)
     result = diff_records(old, new)
     assert strings(result) <= {"r1", "r2", "r3", "r4", "record_id", "email", "phone", "mobile"} | {
-        "added", "removed", "changed", "unchanged", "changed_columns", "columns_added", "columns_removed",
-        "examples", "columns"}
+        "added",
+        "removed",
+        "changed",
+        "unchanged",
+        "changed_columns",
+        "columns_added",
+        "columns_removed",
+        "examples",
+        "columns",
+    }
     text = json.dumps(result)
     assert not any(cell in text for cell in ("@", "+27"))

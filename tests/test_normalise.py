@@ -20,25 +20,34 @@ from sheetfill.refine.normalise import (
     split_role,
 )
 
-PROVINCES = build_province_lookup({"Gauteng": ["GP"], "KwaZulu-Natal": ["KZN", "Natal"],
-                                   "Western Cape": ["WC"]})
+PROVINCES = build_province_lookup({"Gauteng": ["GP"], "KwaZulu-Natal": ["KZN", "Natal"], "Western Cape": ["WC"]})
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("  Acme   Aviation\u00a0 ", "Acme Aviation"),
-    ("\ufeffSky\u200bways", "Skyways"),
-    ("N/A", None),
-    (" - ", None),
-    ("Cafe\u0301 Air", "Caf\u00e9 Air"),        # decomposed accent composed (NFC)
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("  Acme   Aviation\u00a0 ", "Acme Aviation"),
+        ("\ufeffSky\u200bways", "Skyways"),
+        ("N/A", None),
+        (" - ", None),
+        ("Cafe\u0301 Air", "Caf\u00e9 Air"),  # decomposed accent composed (NFC)
+    ],
+)
 def test_clean_text_collapses_whitespace_and_placeholders(raw, expected):
     assert clean_text(raw) == expected
 
 
-@pytest.mark.parametrize("name", [
-    "Acme Aviation (Pty) Ltd", "ACME  AVIATION PTY LTD.", "acme aviation", "Acmé Aviation (PTY) LIMITED",
-    "Acme-Aviation", " Acme Aviation cc ",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Acme Aviation (Pty) Ltd",
+        "ACME  AVIATION PTY LTD.",
+        "acme aviation",
+        "Acmé Aviation (PTY) LIMITED",
+        "Acme-Aviation",
+        " Acme Aviation cc ",
+    ],
+)
 def test_name_match_key_ignores_case_punctuation_accents_and_legal_suffixes(name):
     assert name_match_key(name) == "acme aviation"
 
@@ -46,7 +55,7 @@ def test_name_match_key_ignores_case_punctuation_accents_and_legal_suffixes(name
 def test_name_match_key_keeps_meaningful_words_and_treats_ampersand_as_optional():
     assert name_match_key("Smith & Sons Flight Training") == "smith sons flight training"
     assert name_match_key("Smith and Sons Flight Training") == name_match_key("Smith Sons Flight Training")
-    assert name_match_key("Ltd") == "ltd"                 # a name that is only a suffix stays
+    assert name_match_key("Ltd") == "ltd"  # a name that is only a suffix stays
     assert name_match_key("Limited Edition Aviation") == "limited edition aviation"
 
 
@@ -66,15 +75,18 @@ def test_split_role_moves_parenthesised_role():
     assert split_role("(Chief Pilot)") == ("(Chief Pilot)", None)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("+27 (0)11 555 1234", "+27115551234"),
-    ("011 555 1234", "+27115551234"),
-    ("0027 82 123 4567", "+27821234567"),
-    ("27821234567", "+27821234567"),
-    ("821234567", "+27821234567"),            # leading zero eaten by a numeric cell
-    ("tel: 082-123-4567", "+27821234567"),
-    ("+44 20 7946 0958", "+442079460958"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("+27 (0)11 555 1234", "+27115551234"),
+        ("011 555 1234", "+27115551234"),
+        ("0027 82 123 4567", "+27821234567"),
+        ("27821234567", "+27821234567"),
+        ("821234567", "+27821234567"),  # leading zero eaten by a numeric cell
+        ("tel: 082-123-4567", "+27821234567"),
+        ("+44 20 7946 0958", "+442079460958"),
+    ],
+)
 def test_phone_to_e164(raw, expected):
     result = normalise_phone(raw, "ZA")
     assert (result.value, result.invalid) == (expected, False)
@@ -96,14 +108,17 @@ def test_phone_without_digits_is_empty_not_invalid():
     assert normalise_phone("ask at reception", "ZA") == (None, (), False)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("John.Doe@Example.COM", "john.doe@example.com"),
-    ("mailto:info@acme.co.za", "info@acme.co.za"),
-    ("MAILTO:Info@Acme.co.za", "info@acme.co.za"),
-    (" info @ acme.co.za ", "info@acme.co.za"),
-    ("<ops@skyways.aero>", "ops@skyways.aero"),
-    ("josé@exämple.com", "josé@exämple.com"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("John.Doe@Example.COM", "john.doe@example.com"),
+        ("mailto:info@acme.co.za", "info@acme.co.za"),
+        ("MAILTO:Info@Acme.co.za", "info@acme.co.za"),
+        (" info @ acme.co.za ", "info@acme.co.za"),
+        ("<ops@skyways.aero>", "ops@skyways.aero"),
+        ("josé@exämple.com", "josé@exämple.com"),
+    ],
+)
 def test_email_lower_cased_and_validated(raw, expected):
     result = normalise_email(raw)
     assert (result.value, result.invalid) == (expected, False)
@@ -126,13 +141,16 @@ def test_partly_invalid_email_cell_keeps_the_good_one_and_flags():
     assert result.value == "good@acme.co.za" and result.invalid
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("www.Acme.co.za", "https://acme.co.za"),
-    ("acme.co.za/", "https://acme.co.za"),
-    ("HTTP://www.acme.co.za/contact/", "https://acme.co.za/contact"),
-    ("https://acme.co.za/?lang=en", "https://acme.co.za?lang=en"),
-    ("acme.co.za, www.other.com", "https://acme.co.za"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("www.Acme.co.za", "https://acme.co.za"),
+        ("acme.co.za/", "https://acme.co.za"),
+        ("HTTP://www.acme.co.za/contact/", "https://acme.co.za/contact"),
+        ("https://acme.co.za/?lang=en", "https://acme.co.za?lang=en"),
+        ("acme.co.za, www.other.com", "https://acme.co.za"),
+    ],
+)
 def test_website_canonical_form(raw, expected):
     result = normalise_website(raw)
     assert (result.value, result.invalid) == (expected, False)
@@ -143,10 +161,17 @@ def test_invalid_website_flagged(raw):
     assert normalise_website(raw).invalid
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("gauteng", "Gauteng"), ("GP", "Gauteng"), ("Kwa-Zulu  Natal", "KwaZulu-Natal"), ("kzn", "KwaZulu-Natal"),
-    ("Guateng", "Gauteng"), ("W.C.", "Western Cape"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("gauteng", "Gauteng"),
+        ("GP", "Gauteng"),
+        ("Kwa-Zulu  Natal", "KwaZulu-Natal"),
+        ("kzn", "KwaZulu-Natal"),
+        ("Guateng", "Gauteng"),
+        ("W.C.", "Western Cape"),
+    ],
+)
 def test_province_mapped_to_canonical_list(raw, expected):
     assert normalise_province(raw, PROVINCES).value == expected
 
@@ -177,7 +202,7 @@ def test_normalise_column_calls_the_library_once_per_distinct_value(monkeypatch)
     values, joined, invalid = normalise_column(column, "email", {})
     assert list(values) == ["a@x.co.za", "a@x.co.za", None, None, "a@x.co.za", None, None]
     assert list(invalid) == [False, False, False, True, False, False, False]
-    assert sorted(calls) == ["a@x.co.za", "bad@"]       # case/space variants share one call
+    assert sorted(calls) == ["a@x.co.za", "bad@"]  # case/space variants share one call
 
 
 def test_large_columns_give_the_same_result_in_parallel(monkeypatch):
@@ -193,11 +218,30 @@ def test_large_columns_give_the_same_result_in_parallel(monkeypatch):
     assert spread[0][0] == "+27820000000" and spread[2][-1]
 
 
-@pytest.mark.parametrize("part", [
-    "info@acme.co.za", "jane.smith+ops@x-y.co.za", "a@b.test", "a@b.localhost", "a@x.arpa", "a@b.c",
-    "a--b@x.com", "a@xn--bcher-kva.ch", "ab@ab--c.com", "a@x.co.z1", "a.@x.com", ".a@x.com", "a..b@x.com",
-    "a@" + "b" * 64 + ".com", "x" * 70 + "@y.com", "x" * 250 + "@y.com", "a@1.com", "a@-x.com", "a@x-.com",
-])
+@pytest.mark.parametrize(
+    "part",
+    [
+        "info@acme.co.za",
+        "jane.smith+ops@x-y.co.za",
+        "a@b.test",
+        "a@b.localhost",
+        "a@x.arpa",
+        "a@b.c",
+        "a--b@x.com",
+        "a@xn--bcher-kva.ch",
+        "ab@ab--c.com",
+        "a@x.co.z1",
+        "a.@x.com",
+        ".a@x.com",
+        "a..b@x.com",
+        "a@" + "b" * 64 + ".com",
+        "x" * 70 + "@y.com",
+        "x" * 250 + "@y.com",
+        "a@1.com",
+        "a@-x.com",
+        "a@x-.com",
+    ],
+)
 def test_plain_email_fast_path_agrees_with_email_validator(part):
     from email_validator import EmailNotValidError, validate_email
 
@@ -209,7 +253,7 @@ def test_plain_email_fast_path_agrees_with_email_validator(part):
         expected = None
     if plain_email(part):
         assert expected == part
-    if _email_candidates(part) == [part]:          # '.a@x.com' loses its dot before validation
+    if _email_candidates(part) == [part]:  # '.a@x.com' loses its dot before validation
         assert normalise_email(part).value == expected
 
 
@@ -221,17 +265,33 @@ def test_za_phone_fast_path_agrees_with_phonenumbers():
     from sheetfill.refine.normalise import _parse_single_phone
 
     rnd = random.Random(7)
-    numbers = [f"{lead}{rnd.randrange(10 ** 8):08d}" for lead in range(10, 100) for _ in range(20)]
+    numbers = [f"{lead}{rnd.randrange(10**8):08d}" for lead in range(10, 100) for _ in range(20)]
     for national in numbers:
         for text in (f"0{national}", f"+27{national}", f"27{national}", national):
             parsed = phonenumbers.parse(text, "ZA")
-            expected = (phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-                        if phonenumbers.is_valid_number(parsed) else None)
+            expected = (
+                phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                if phonenumbers.is_valid_number(parsed)
+                else None
+            )
             assert _parse_single_phone(text, "ZA") == expected, text
 
 
-@pytest.mark.parametrize("text", ["acme.co.za", "www.www.acme.co.za", "acme.c0m", "acme.com.", "-acme.com",
-                                  "acme-.com", "acme.com/path", "acme..com", "a" * 64 + ".com", "x.co.za?x=1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "acme.co.za",
+        "www.www.acme.co.za",
+        "acme.c0m",
+        "acme.com.",
+        "-acme.com",
+        "acme-.com",
+        "acme.com/path",
+        "acme..com",
+        "a" * 64 + ".com",
+        "x.co.za?x=1",
+    ],
+)
 def test_plain_website_fast_path_agrees_with_urlsplit_path(text):
     from sheetfill.refine.normalise import PLAIN_HOST
 

@@ -82,8 +82,10 @@ def test_expectation_format_is_the_shared_one(tmp_path):
     path = write_profile(tmp_path, expectations=[{"name": "e", "column": "website", "check": "regex"}])
     with pytest.raises(ProfileError, match=r"expectations\[0\].*'pattern' is a required property"):
         load_profile(path)
-    path = write_profile(tmp_path, expectations=[{"name": "e", "check": "row_count", "min": 1, "max": 5,
-                                                   "mostly": 0.5, "source": "sacaa"}])
+    path = write_profile(
+        tmp_path,
+        expectations=[{"name": "e", "check": "row_count", "min": 1, "max": 5, "mostly": 0.5, "source": "sacaa"}],
+    )
     assert load_profile(path).expectations[0]["max"] == 5
 
 

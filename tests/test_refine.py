@@ -35,22 +35,38 @@ def write_workbook(path: Path, sheets: dict[str, list[list]]) -> Path:
 def bundle(tmp_path) -> Path:
     """A small generic bundle: nested folder, title row above the header, header drift, CSV."""
     root = tmp_path / "bundle"
-    write_workbook(root / "2025" / "exports" / "Schools.xlsx", {
-        "Sheet One": [
-            ["Exported list of schools"],                        # title row: the header is row 2
-            ["ORGANISATION  name", "Province", "website", "E-Mail", "Phone", "Notes"],
-            ["Acme Aviation (Pty) Ltd", "gauteng", "www.acme.co.za", "mailto:Info@Acme.co.za",
-             "+27 (0)11 555 1234", "ignored"],
-            [None, None, None, None, None, "only an unmapped note"],   # no mapped value: skipped
-            ["=HYPERLINK(\"http://x\")", "Atlantis", "nope", "bad@", "12", None],
-            ["Blue Sky Flight School", "KZN", "blue-sky.co.za", "a@bluesky.co.za; B@BlueSky.co.za",
-             821234567, None],
-        ],
-        "Lookup": [["code", "meaning"], ["A", "active"]],            # no known header: skipped
-    })
+    write_workbook(
+        root / "2025" / "exports" / "Schools.xlsx",
+        {
+            "Sheet One": [
+                ["Exported list of schools"],  # title row: the header is row 2
+                ["ORGANISATION  name", "Province", "website", "E-Mail", "Phone", "Notes"],
+                [
+                    "Acme Aviation (Pty) Ltd",
+                    "gauteng",
+                    "www.acme.co.za",
+                    "mailto:Info@Acme.co.za",
+                    "+27 (0)11 555 1234",
+                    "ignored",
+                ],
+                [None, None, None, None, None, "only an unmapped note"],  # no mapped value: skipped
+                ['=HYPERLINK("http://x")', "Atlantis", "nope", "bad@", "12", None],
+                [
+                    "Blue Sky Flight School",
+                    "KZN",
+                    "blue-sky.co.za",
+                    "a@bluesky.co.za; B@BlueSky.co.za",
+                    821234567,
+                    None,
+                ],
+            ],
+            "Lookup": [["code", "meaning"], ["A", "active"]],  # no known header: skipped
+        },
+    )
     with open(root / "contacts.csv", "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([["Company", "Contact Person", "Email"],
-                                      ["Blue  Sky Flight school", "jane smith", " JANE@BLUESKY.CO.ZA "]])
+        csv.writer(handle).writerows(
+            [["Company", "Contact Person", "Email"], ["Blue  Sky Flight school", "jane smith", " JANE@BLUESKY.CO.ZA "]]
+        )
     (root / "__MACOSX").mkdir()
     (root / "__MACOSX" / "._Schools.xlsx").write_bytes(b"resource fork, not a workbook")
     (root / "~$Schools.xlsx").write_bytes(b"office lock file")
@@ -66,11 +82,15 @@ def test_generic_profile_maps_trims_and_records_where_each_row_came_from(bundle)
     records = by_name(result.records)
     acme = records["Acme Aviation (Pty) Ltd"]
     assert (acme["province"], acme["website"], acme["contact_email"], acme["contact_phone"]) == (
-        "Gauteng", "https://acme.co.za", "info@acme.co.za", "+27115551234")
+        "Gauteng",
+        "https://acme.co.za",
+        "info@acme.co.za",
+        "+27115551234",
+    )
     assert json.loads(acme["source_rows"]) == [["2025/exports/Schools.xlsx", "Sheet One", 3]]
     blue = records["Blue Sky Flight School"]
     assert blue["emails"] == "a@bluesky.co.za; b@bluesky.co.za"
-    assert blue["contact_phone"] == "+27821234567"              # a number cell that lost its 0
+    assert blue["contact_phone"] == "+27821234567"  # a number cell that lost its 0
     assert json.loads(records["Blue Sky Flight school"]["source_rows"]) == [["contacts.csv", "contacts", 2]]
     assert records["Blue Sky Flight school"]["contact_name"] == "Jane Smith"
     assert result.counts == {"rows_in": 4, "records_out": 4, "duplicates_merged": 0, "flagged": 1, "rejected": 0}
@@ -86,9 +106,17 @@ def test_invalid_values_are_flagged_with_reasons_not_dropped(bundle):
     assert len(flagged) == 1
     row = flagged[0]
     assert (row["source_file"], row["source_sheet"], row["source_row"], row["status"]) == (
-        "2025/exports/Schools.xlsx", "Sheet One", 5, "flagged")
-    for reason in ("invalid province: 'Atlantis'", "invalid website: 'nope'", "invalid contact_email: 'bad@'",
-                   "invalid contact_phone: '12'"):
+        "2025/exports/Schools.xlsx",
+        "Sheet One",
+        5,
+        "flagged",
+    )
+    for reason in (
+        "invalid province: 'Atlantis'",
+        "invalid website: 'nope'",
+        "invalid contact_email: 'bad@'",
+        "invalid contact_phone: '12'",
+    ):
         assert reason in row["reasons"]
     record = result.records[result.records["record_id"] == row["record_id"]].iloc[0]
     assert "invalid_contact_email" in record["flags"] and record["contact_email"] is None
@@ -104,7 +132,7 @@ def test_quality_score_and_flags(bundle):
 
 def test_source_frames_for_validation(bundle):
     frames = refine_bundle(bundle, load_profile("generic")).frames
-    assert frames == {}                      # generic expectations check records only
+    assert frames == {}  # generic expectations check records only
 
 
 def test_source_frames_hold_the_rows_expectations_check(tmp_path):
@@ -117,7 +145,7 @@ def test_source_frames_hold_the_rows_expectations_check(tmp_path):
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
         zf.extractall(tmp_path / "b")
     frames = refine_bundle(tmp_path / "b", load_profile("aviation")).frames
-    assert list(frames) == ["sacaa"]                    # aviation.yaml: sacaa_rows_named
+    assert list(frames) == ["sacaa"]  # aviation.yaml: sacaa_rows_named
     sacaa = frames["sacaa"]
     assert {"_file", "_sheet", "_row", "organization_name", "province"} <= set(sacaa.columns)
     assert len(sacaa) == sum(1 for _, sheet, _, _ in truth["rows"] if sheet == "Cleaned")
@@ -144,8 +172,9 @@ def test_unreadable_workbook_among_good_ones_read_on_threads_is_the_same_error(b
 
 
 def test_missing_required_column_is_a_bundle_error_naming_sheet_field_and_fix(tmp_path):
-    write_workbook(tmp_path / "SACAA Flight Schools.xlsx", {
-        "Cleaned": [["Province", "Website URL"], ["Gauteng", "x.co.za"]]})
+    write_workbook(
+        tmp_path / "SACAA Flight Schools.xlsx", {"Cleaned": [["Province", "Website URL"], ["Gauteng", "x.co.za"]]}
+    )
     with pytest.raises(BundleError) as error:
         refine_bundle(tmp_path, load_profile("aviation"))
     message = str(error.value)

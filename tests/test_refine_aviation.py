@@ -76,9 +76,12 @@ def test_chosen_values_are_the_clean_ones(refined):
     for record in result.records.to_dict("records"):
         entities = Counter(entity_of[(PurePosixPath(f).name, s, r)] for f, s, r in json.loads(record["source_rows"]))
         clean = truth["entities"][entities.most_common(1)[0][0]]
-        for field, expected in [("website", clean["website"].replace("://www.", "://")),
-                                ("province", clean["province"]), ("contact_email", clean["email"]),
-                                ("contact_phone", clean["phone"])]:
+        for field, expected in [
+            ("website", clean["website"].replace("://www.", "://")),
+            ("province", clean["province"]),
+            ("contact_email", clean["email"]),
+            ("contact_phone", clean["phone"]),
+        ]:
             if record[field] is not None:
                 agree[field, record[field] == expected] += 1
     for field in ("website", "province", "contact_email", "contact_phone"):

@@ -20,7 +20,7 @@ from sheetfill.refine.resolve import (
 
 def test_connected_components_follow_chains_and_label_in_row_order():
     labels = connected_components(6, np.array([4, 1, 3]), np.array([5, 3, 0]))
-    assert labels.tolist() == [0, 0, 1, 0, 2, 2]          # 0-3-1 chained, 2 alone, 4-5 together
+    assert labels.tolist() == [0, 0, 1, 0, 2, 2]  # 0-3-1 chained, 2 alone, 4-5 together
 
 
 def test_equal_value_edges_ignore_missing_values():
@@ -30,8 +30,12 @@ def test_equal_value_edges_ignore_missing_values():
 
 
 def test_column_codes_can_ignore_values_and_empty_name_keys():
-    rows = pd.DataFrame({"website": np.array(["https://a", "https://gmail.com", None, "https://a"], dtype=object),
-                         "_name_key": np.array(["acme", "", "acme", "zen"], dtype=object)})
+    rows = pd.DataFrame(
+        {
+            "website": np.array(["https://a", "https://gmail.com", None, "https://a"], dtype=object),
+            "_name_key": np.array(["acme", "", "acme", "zen"], dtype=object),
+        }
+    )
     codes = ColumnCodes(rows)
     ignored = codes.ignoring("website", frozenset({"https://gmail.com"}))
     assert ignored[1] == -1 and ignored[2] == -1 and ignored[0] == ignored[3] >= 0
@@ -41,8 +45,8 @@ def test_column_codes_can_ignore_values_and_empty_name_keys():
 
 def test_consensus_key_is_the_most_shared_then_the_smallest():
     keys = np.array(["beta", "alpha", "gamma"], dtype=object)
-    key_codes = np.array([0, 0, 1, 2, 1, 0, -1])       # cluster 0: beta x2, alpha; 1: gamma, alpha (tie)
-    cluster = np.array([0, 0, 0, 1, 1, 2, 3])           # 2: beta; 3: no key
+    key_codes = np.array([0, 0, 1, 2, 1, 0, -1])  # cluster 0: beta x2, alpha; 1: gamma, alpha (tie)
+    cluster = np.array([0, 0, 0, 1, 1, 2, 3])  # 2: beta; 3: no key
     assert consensus_keys(key_codes, keys, cluster, 4).tolist() == ["beta", "alpha", "beta", ""]
 
 
@@ -51,12 +55,18 @@ def keys(*names):
 
 
 def test_similar_names_pair_typos_and_word_order_but_not_different_numbers():
-    names = keys("Highveld Horizon Aviation", "Highveld Horizon Aviatoin (Pty) Ltd", "Horizon Highveld Aviation",
-                 "Hangar 7 Flight School", "Hangar 8 Flight School", "Karoo Aero Club")
+    names = keys(
+        "Highveld Horizon Aviation",
+        "Highveld Horizon Aviatoin (Pty) Ltd",
+        "Horizon Highveld Aviation",
+        "Hangar 7 Flight School",
+        "Hangar 8 Flight School",
+        "Karoo Aero Club",
+    )
     left, right, scores = similar_name_pairs(names, threshold=92, window=4)
     pairs = {tuple(sorted(p)) for p in zip(left.tolist(), right.tolist())}
     assert (0, 1) in pairs and (0, 2) in pairs
-    assert (3, 4) not in pairs                           # digits differ
+    assert (3, 4) not in pairs  # digits differ
     assert not any(5 in p for p in pairs)
     assert (scores >= 92).all()
 
@@ -64,9 +74,9 @@ def test_similar_names_pair_typos_and_word_order_but_not_different_numbers():
 def test_identities_refuse_a_merge_that_contradicts_an_identity_value():
     # attributes per group: [website code, email code]; -1 = unknown
     identities = Identities(np.array([[0, -1], [1, -1], [-1, 5], [0, 7]]))
-    assert not identities.merge(0, 1)                    # two different websites
-    assert identities.merge(0, 2)                        # website + e-mail: no contradiction
-    assert not identities.merge(3, 2)                    # group {0, 2} has e-mail 5, group 3 has 7
+    assert not identities.merge(0, 1)  # two different websites
+    assert identities.merge(0, 2)  # website + e-mail: no contradiction
+    assert not identities.merge(3, 2)  # group {0, 2} has e-mail 5, group 3 has 7
     assert identities.labels().tolist() == [0, 1, 0, 3]
 
 
@@ -88,12 +98,16 @@ def test_a_name_shared_by_too_many_groups_is_not_evidence():
 
 
 def test_reading_order_is_by_folded_name_then_id_with_unnamed_last():
-    records = pd.DataFrame({
-        "organization_name": np.array(["beta", None, "Alpha", "alpha", "Ärzte", "BETA"], dtype=object),
-        "record_id": np.array(["sf-2", "sf-0", "sf-9", "sf-1", "sf-5", "sf-3"], dtype=object),
-    })
+    records = pd.DataFrame(
+        {
+            "organization_name": np.array(["beta", None, "Alpha", "alpha", "Ärzte", "BETA"], dtype=object),
+            "record_id": np.array(["sf-2", "sf-0", "sf-9", "sf-1", "sf-5", "sf-3"], dtype=object),
+        }
+    )
     order = reading_order(records, ["organization_name"])
     assert records["record_id"].to_numpy()[order].tolist() == ["sf-1", "sf-9", "sf-2", "sf-3", "sf-5", "sf-0"]
-    keys = [(not isinstance(n, str), n.casefold() if isinstance(n, str) else "", i)
-            for n, i in records.to_numpy()[order].tolist()]
+    keys = [
+        (not isinstance(n, str), n.casefold() if isinstance(n, str) else "", i)
+        for n, i in records.to_numpy()[order].tolist()
+    ]
     assert keys == sorted(keys)

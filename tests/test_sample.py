@@ -15,8 +15,10 @@ DAY = dt.date(2025, 9, 29)
 
 def read_bundle(path):
     with zipfile.ZipFile(path) as zf:
-        return {name.split("/")[-1]: pd.read_excel(io.BytesIO(zf.read(name)), sheet_name=None, engine="calamine")
-                for name in zf.namelist()}
+        return {
+            name.split("/")[-1]: pd.read_excel(io.BytesIO(zf.read(name)), sheet_name=None, engine="calamine")
+            for name in zf.namelist()
+        }
 
 
 def test_default_bundle_has_every_sheet_column_and_row_count(tmp_path):
@@ -50,11 +52,15 @@ def test_same_arguments_give_identical_bytes_and_versions_differ(tmp_path):
 
 def test_both_layouts(tmp_path):
     nested = generate_archives(tmp_path / "n", DAY, days=2, versions=("v1", "v2"), scale=0.02)
-    flat = generate_archives(tmp_path / "f", DAY, days=1, versions=("1",), scale=0.02,
-                             pattern="hotpass-inputs-{date:%Y%m%d}-v{version}.zip")
+    flat = generate_archives(
+        tmp_path / "f", DAY, days=1, versions=("1",), scale=0.02, pattern="hotpass-inputs-{date:%Y%m%d}-v{version}.zip"
+    )
     assert [p.relative_to(tmp_path / "n").as_posix() for p in nested] == [
-        "2025-09-29/hotpass-inputs-v1.zip", "2025-09-29/hotpass-inputs-v2.zip",
-        "2025-09-30/hotpass-inputs-v1.zip", "2025-09-30/hotpass-inputs-v2.zip"]
+        "2025-09-29/hotpass-inputs-v1.zip",
+        "2025-09-29/hotpass-inputs-v2.zip",
+        "2025-09-30/hotpass-inputs-v1.zip",
+        "2025-09-30/hotpass-inputs-v2.zip",
+    ]
     assert [p.name for p in flat] == ["hotpass-inputs-20250929-v1.zip"]
 
 

@@ -24,8 +24,16 @@ SETUP = REPO / "hpc" / "slurm-local.sh"
 BUNDLES = ["2025-09-29--v1", "2025-09-29--v2", "2025-09-30--v1", "2025-09-30--v2", "2025-10-01--v1", "2025-10-01--v2"]
 # The test cluster has no accounting database: job states come from squeue, polled soon after submitting.
 # Groups of 3 instead of the profile's 50, so the 6 sample bundles make two SLURM jobs (run side by side).
-ON_SLURM = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
-            "--slurm-init-seconds-before-status-checks", "2", "--group-components", "bundles=3"]
+ON_SLURM = [
+    "--profile",
+    str(REPO / "profiles" / "slurm"),
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--group-components",
+    "bundles=3",
+]
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+)")
 
 
@@ -62,7 +70,7 @@ def slurm():
 def run_on_slurm_command(workflow: Workflow) -> list[str]:
     command = workflow.command(*ON_SLURM)
     at = command.index("--cores")  # the helper's local `--cores 2` would override the profile's group sizing
-    del command[at:at + 2]
+    del command[at : at + 2]
     # SIGINT, not timeout's default SIGTERM: Snakemake then scancels its SLURM jobs and exits; SIGKILL backs it up.
     return ["timeout", "-s", "INT", "-k", "30", "300", *command]
 
@@ -79,8 +87,9 @@ def run_on_slurm(workflow: Workflow, check: bool) -> tuple[subprocess.CompletedP
 def slurm_jobs(done: subprocess.CompletedProcess) -> dict[str, str]:
     """State of each SLURM job this run submitted (squeue keeps finished jobs for MinJobAge)."""
     ids = SUBMITTED.findall(done.stdout + done.stderr)
-    listed = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i %T"],
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True, check=True
+    ).stdout
     return dict(line.split() for line in listed.splitlines())
 
 
@@ -95,8 +104,7 @@ def test_backfill_on_slurm_equals_a_local_run(slurm, tmp_path, archives):
     local_wall = time.monotonic() - started
     cluster = Workflow(tmp_path / "cluster", archives)
     done, cluster_wall = run_on_slurm(cluster, check=True)
-    print(f"\nsample backfill ({len(BUNDLES)} bundles): local --cores 2 {local_wall:.1f} s, "
-          f"SLURM {cluster_wall:.1f} s")
+    print(f"\nsample backfill ({len(BUNDLES)} bundles): local --cores 2 {local_wall:.1f} s, SLURM {cluster_wall:.1f} s")
     # The bundles really went through SLURM, grouped: 2 jobs of 3 bundles, not 6 jobs.
     assert list(slurm_jobs(done).values()) == ["COMPLETED", "COMPLETED"]
     for bundle in BUNDLES:

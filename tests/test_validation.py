@@ -55,12 +55,15 @@ def test_check_semantics(name):
     assert result["unexpected_count"] == len(failing) and result["success"] is False
 
 
-@pytest.mark.parametrize("kind, options, present", [
-    ("unique", {}, ["a", "b"]),
-    ("regex", {"pattern": r"^[a-z]\d$"}, ["a1", "b2"]),
-    ("in_set", {"values": ["Gauteng", "Limpopo"]}, ["Gauteng", "Limpopo"]),
-    ("between", {"min": 0, "max": 1}, [0, 1]),
-])
+@pytest.mark.parametrize(
+    "kind, options, present",
+    [
+        ("unique", {}, ["a", "b"]),
+        ("regex", {"pattern": r"^[a-z]\d$"}, ["a1", "b2"]),
+        ("in_set", {"values": ["Gauteng", "Limpopo"]}, ["Gauteng", "Limpopo"]),
+        ("between", {"min": 0, "max": 1}, [0, 1]),
+    ],
+)
 def test_missing_values_fail_only_not_null(kind, options, present):
     result = check(present + MISSING, kind, **options)
     assert (result["success"], result["observed"], result["unexpected_count"]) == (True, 1.0, 0)
@@ -79,17 +82,44 @@ def test_not_null_result_fields():
 
 def test_result_fields_count_present_values_only():
     result = check(["a@x.com", "b@x.com", "c@x.com", "bad", None, ""], "regex", pattern="@")
-    assert {k: result[k] for k in ("success", "observed", "element_count", "missing_count",
-                                   "unexpected_count", "unexpected_percent", "mostly", "source")} == {
-        "success": False, "observed": 0.75, "element_count": 6, "missing_count": 2,
-        "unexpected_count": 1, "unexpected_percent": 25.0, "mostly": 1.0, "source": "records"}
+    assert {
+        k: result[k]
+        for k in (
+            "success",
+            "observed",
+            "element_count",
+            "missing_count",
+            "unexpected_count",
+            "unexpected_percent",
+            "mostly",
+            "source",
+        )
+    } == {
+        "success": False,
+        "observed": 0.75,
+        "element_count": 6,
+        "missing_count": 2,
+        "unexpected_count": 1,
+        "unexpected_percent": 25.0,
+        "mostly": 1.0,
+        "source": "records",
+    }
     assert result["examples"] == [{"row": "row 3", "value": "bad"}]
 
 
-@pytest.mark.parametrize("passing, total, mostly, success", [
-    (3, 4, 0.75, True), (3, 4, 0.76, False), (75, 100, 0.75, True), (74, 100, 0.75, False),
-    (99, 100, 0.99, True), (98, 100, 0.99, False), (9, 10, 0.9, True), (8, 10, 0.9, False),
-])
+@pytest.mark.parametrize(
+    "passing, total, mostly, success",
+    [
+        (3, 4, 0.75, True),
+        (3, 4, 0.76, False),
+        (75, 100, 0.75, True),
+        (74, 100, 0.75, False),
+        (99, 100, 0.99, True),
+        (98, 100, 0.99, False),
+        (9, 10, 0.9, True),
+        (8, 10, 0.9, False),
+    ],
+)
 def test_mostly_threshold(passing, total, mostly, success):
     result = check(["ok"] * passing + ["no"] * (total - passing), "regex", pattern="^ok$", mostly=mostly)
     assert result["success"] is success and result["mostly"] == mostly
@@ -101,10 +131,17 @@ def test_nothing_present_is_vacuously_met():
     assert (result["success"], result["observed"], result["unexpected_percent"]) == (True, 1.0, 0.0)
 
 
-@pytest.mark.parametrize("rows, bounds, ok", [
-    (3, {"min": 3}, True), (2, {"min": 3}, False), (3, {"max": 3}, True), (4, {"max": 3}, False),
-    (0, {"min": 0, "max": 0}, True), (5, {"min": 1, "max": 4}, False),
-])
+@pytest.mark.parametrize(
+    "rows, bounds, ok",
+    [
+        (3, {"min": 3}, True),
+        (2, {"min": 3}, False),
+        (3, {"max": 3}, True),
+        (4, {"max": 3}, False),
+        (0, {"min": 0, "max": 0}, True),
+        (5, {"min": 1, "max": 4}, False),
+    ],
+)
 def test_row_count_bounds(rows, bounds, ok):
     result = evaluate(pd.DataFrame({"c": range(rows)}), {"name": "n", "check": "row_count", **bounds})
     assert (result["success"], result["observed"], result["element_count"]) == (ok, rows, rows)
@@ -119,6 +156,7 @@ def test_unknown_column_is_a_failed_result_saying_why():
 
 # --- examples: capped, cut, masked, labelled -----------------------------------------------------
 
+
 def test_examples_are_capped_in_row_order():
     result = check([f"bad{i}" for i in range(EXAMPLES + 7)], "regex", pattern="^ok$")
     assert result["unexpected_count"] == EXAMPLES + 7
@@ -129,41 +167,51 @@ def test_long_values_are_cut():
     assert shown(check(["x" * (EXAMPLE_CHARS + 10)], "regex", pattern="^ok$")) == ["x" * EXAMPLE_CHARS + "…"]
 
 
-@pytest.mark.parametrize("value, masked", [
-    ("john@example.com", "j***@e***.com"),
-    ("jane@localhost", "j***@***"),
-    ("+27821234567", "+*********67"),          # 11 digits: all but the last two hidden
-    ("082 123 4567", "*** *** **67"),
-    ("John Smith", "J*** S***"),
-    ("john@example.com; +27821234567", "j***@e***.com; +*********67"),
-    ("Ann Lee; Bob", "A*** L***; B***"),
-])
+@pytest.mark.parametrize(
+    "value, masked",
+    [
+        ("john@example.com", "j***@e***.com"),
+        ("jane@localhost", "j***@***"),
+        ("+27821234567", "+*********67"),  # 11 digits: all but the last two hidden
+        ("082 123 4567", "*** *** **67"),
+        ("John Smith", "J*** S***"),
+        ("john@example.com; +27821234567", "j***@e***.com; +*********67"),
+        ("Ann Lee; Bob", "A*** L***; B***"),
+    ],
+)
 def test_mask_value(value, masked):
     assert mask_value(value) == masked
 
 
 def test_pii_examples_are_masked_and_other_columns_shown():
     frame = pd.DataFrame({"email": ["john@example.com", "ok@x.org"], "site": ["nope", "www.x.org"]})
-    specs = [{"name": "e", "column": "email", "check": "regex", "pattern": r"\.org$"},
-             {"name": "s", "column": "site", "check": "regex", "pattern": r"^www\."}]
+    specs = [
+        {"name": "e", "column": "email", "check": "regex", "pattern": r"\.org$"},
+        {"name": "s", "column": "site", "check": "regex", "pattern": r"^www\."},
+    ]
     email, site = (evaluate(frame, spec, pii_fields=["email"]) for spec in specs)
     assert shown(email) == ["j***@e***.com"] and "john" not in json.dumps(email)
     assert shown(site) == ["nope"]
 
 
-@pytest.mark.parametrize("extra, label", [
-    ({"record_id": ["r1", "r2"]}, "r2"),
-    ({"_file": ["a.xlsx"] * 2, "_sheet": ["S"] * 2, "_row": [7, 9]}, "a.xlsx | S | row 9"),
-    ({}, "row 1"),
-])
+@pytest.mark.parametrize(
+    "extra, label",
+    [
+        ({"record_id": ["r1", "r2"]}, "r2"),
+        ({"_file": ["a.xlsx"] * 2, "_sheet": ["S"] * 2, "_row": [7, 9]}, "a.xlsx | S | row 9"),
+        ({}, "row 1"),
+    ],
+)
 def test_example_row_labels(extra, label):
     frame = pd.DataFrame({"c": ["ok", "bad"], **extra})
     result = evaluate(frame, {"name": "e", "column": "c", "check": "in_set", "values": ["ok"]})
     assert result["examples"] == [{"row": label, "value": "bad"}]
 
 
-@pytest.mark.parametrize("column", [pd.Series([dt.datetime(2025, 1, 1), None], dtype="datetime64[us]"),
-                                    pd.Series(["a", None], dtype="string")])
+@pytest.mark.parametrize(
+    "column",
+    [pd.Series([dt.datetime(2025, 1, 1), None], dtype="datetime64[us]"), pd.Series(["a", None], dtype="string")],
+)
 @pytest.mark.parametrize("pii", [False, True])
 def test_missing_example_is_none_for_every_dtype(column, pii):
     assert shown(check(column, "not_null", pii=pii)) == [None]
@@ -171,15 +219,19 @@ def test_missing_example_is_none_for_every_dtype(column, pii):
 
 # --- expectation problems ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec, message", [
-    ({"check": "nope", "column": "c"}, f".check: 'nope' is unknown; fix: use one of {', '.join(CHECKS)}"),
-    ({"check": None}, ".check: None is unknown"),
-    ({"check": "not_null"}, ".column: missing; fix: name the column to check"),
-    ({"check": "regex", "column": "c", "pattern": "("}, ".pattern: not a valid regular expression"),
-    ({"check": "in_set", "column": "c", "values": []}, ".values: missing; fix: list the allowed values"),
-    ({"check": "between", "column": "c"}, ": between needs min and/or max"),
-    ({"check": "row_count"}, ": row_count needs min and/or max"),
-])
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"check": "nope", "column": "c"}, f".check: 'nope' is unknown; fix: use one of {', '.join(CHECKS)}"),
+        ({"check": None}, ".check: None is unknown"),
+        ({"check": "not_null"}, ".column: missing; fix: name the column to check"),
+        ({"check": "regex", "column": "c", "pattern": "("}, ".pattern: not a valid regular expression"),
+        ({"check": "in_set", "column": "c", "values": []}, ".values: missing; fix: list the allowed values"),
+        ({"check": "between", "column": "c"}, ": between needs min and/or max"),
+        ({"check": "row_count"}, ": row_count needs min and/or max"),
+    ],
+)
 def test_expectation_problems_name_the_spec_and_the_fix(spec, message):
     ok = {"name": "fine", "check": "row_count", "min": 1}
     problems = expectation_problems([ok, {"name": "bad", **spec}])
@@ -196,6 +248,7 @@ def test_regex_without_pattern_is_a_problem():
 
 
 # --- validate() on a real bundle -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def refined(tmp_path_factory):
@@ -233,7 +286,8 @@ def test_source_expectation_is_evaluated_on_that_sources_rows(refined):
     assert outcome["observed"] == round((len(sacaa) - blanked) / len(sacaa), 4)
     first = sacaa.head(min(blanked, EXAMPLES))
     assert [e["row"] for e in outcome["examples"]] == [
-        f"{file} | {sheet} | row {row}" for file, sheet, row in zip(first["_file"], first["_sheet"], first["_row"])]
+        f"{file} | {sheet} | row {row}" for file, sheet, row in zip(first["_file"], first["_sheet"], first["_row"])
+    ]
 
 
 def test_source_expectation_without_source_rows_fails_saying_why(refined):
@@ -250,13 +304,17 @@ def test_validate_masks_the_profiles_pii_fields(refined):
     report = validate(result.records, dataclasses.replace(profile, expectations=[spec]))
     named = result.records[result.records["contact_name"].fillna("").str.strip() != ""]
     assert [(e["row"], e["value"]) for e in report["results"][0]["examples"]] == [
-        (rid, mask_value(name)) for rid, name in zip(named["record_id"][:EXAMPLES], named["contact_name"])]
+        (rid, mask_value(name)) for rid, name in zip(named["record_id"][:EXAMPLES], named["contact_name"])
+    ]
     assert not any(name in json.dumps(report) for name in named["contact_name"])
 
 
 def test_validate_rejects_invalid_expectations(refined):
     profile, result = refined
     broken = dataclasses.replace(profile, expectations=[{"name": "x", "check": "nope"}])
-    with pytest.raises(ProfileError, match=r"data profile aviation: invalid expectations:\n  "
-                                           r"expectations\[0\] \(x\)\.check: 'nope' is unknown"):
+    with pytest.raises(
+        ProfileError,
+        match=r"data profile aviation: invalid expectations:\n  "
+        r"expectations\[0\] \(x\)\.check: 'nope' is unknown",
+    ):
         validate(result.records, broken, sources=result.frames)

@@ -4,13 +4,14 @@ import subprocess
 import sys
 import zipfile
 
-CLIENT = "import sys; from sheetfill.worker import run_via_worker; code = run_via_worker(sys.argv[1:]); " \
-         "print('fallback' if code is None else f'code={code}'); sys.exit(0)"
+CLIENT = (
+    "import sys; from sheetfill.worker import run_via_worker; code = run_via_worker(sys.argv[1:]); "
+    "print('fallback' if code is None else f'code={code}'); sys.exit(0)"
+)
 
 
 def via_worker(*argv, env=None):
-    return subprocess.run([sys.executable, "-c", CLIENT, *argv], capture_output=True, text=True, env=env,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-c", CLIENT, *argv], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_job_runs_in_worker_and_exit_codes_and_stderr_come_back(tmp_path):
@@ -28,16 +29,18 @@ def test_worker_off_and_cluster_jobs_run_in_process(tmp_path):
     import os
 
     for extra in ({"SHEETFILL_WORKER": "off"}, {"SLURM_JOB_ID": "42"}):
-        done = via_worker("pack", "--outputs", str(tmp_path), "--zip", str(tmp_path / "o.zip"),
-                          env={**os.environ, **extra})
+        done = via_worker(
+            "pack", "--outputs", str(tmp_path), "--zip", str(tmp_path / "o.zip"), env={**os.environ, **extra}
+        )
         assert done.stdout.strip() == "fallback"
 
 
 def worker_processes() -> set[int]:
     import psutil
 
-    return {p.pid for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"] and "sheetfill.worker" in p.info["cmdline"]}
+    return {
+        p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "sheetfill.worker" in p.info["cmdline"]
+    }
 
 
 def test_workers_serve_job_after_job_in_each_callers_folder_and_log(tmp_path):
@@ -46,13 +49,19 @@ def test_workers_serve_job_after_job_in_each_callers_folder_and_log(tmp_path):
         (folder / "out").mkdir(parents=True)
         (folder / "out" / "name.txt").write_text(folder.name)
     pack = ["pack", "--outputs", "out", "--zip", "o.zip"]  # relative: each job must run in its caller's folder
-    failed = subprocess.run([sys.executable, "-c", CLIENT, "pack", "--outputs", "missing", "--zip", "x/o.zip"],
-                            cwd=folders[0], capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        [sys.executable, "-c", CLIENT, "pack", "--outputs", "missing", "--zip", "x/o.zip"],
+        cwd=folders[0],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "code=1" in failed.stdout and "Error" in failed.stderr
     pool = worker_processes()
     for folder in folders:
-        done = subprocess.run([sys.executable, "-c", CLIENT, *pack], cwd=folder, capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", CLIENT, *pack], cwd=folder, capture_output=True, text=True, timeout=60
+        )
         assert done.stdout.strip() == "code=0" and done.stderr == ""  # nothing of the failed job's log
         assert zipfile.ZipFile(folder / "o.zip").read("name.txt") == folder.name.encode()
     assert worker_processes() == pool  # the same warm processes did all three jobs: no start-up, no fork
@@ -69,8 +78,21 @@ def test_a_killed_client_stops_its_job_and_the_next_job_still_runs(tmp_path):
     archive = tmp_path / "big.zip"
     generate_bundle(archive, dt.date(2025, 1, 1), "v1", scale=3)
     limits = json.dumps(Limits(10**9, 1000, 10**5).__dict__)
-    argv = ["bundle", "--archive", str(archive), "--bundle", "2025-01-01--v1", "--restored", str(tmp_path / "r"),
-            "--outputs", str(tmp_path / "out"), "--profile", "aviation", "--limits", limits]
+    argv = [
+        "bundle",
+        "--archive",
+        str(archive),
+        "--bundle",
+        "2025-01-01--v1",
+        "--restored",
+        str(tmp_path / "r"),
+        "--outputs",
+        str(tmp_path / "out"),
+        "--profile",
+        "aviation",
+        "--limits",
+        limits,
+    ]
     via_worker("pack", "--outputs", str(archive.parent), "--zip", str(tmp_path / "warm.zip"))  # server up
     client = subprocess.Popen([sys.executable, "-c", CLIENT, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30

@@ -23,7 +23,9 @@ def files_outside(root, allowed):
 
 def test_dry_run_lists_exactly_the_window_and_writes_nothing(workflow):
     assert workflow.planned_bundles(since="2025-09-30", until="2025-10-01", versions=["v2"]) == [
-        "2025-09-30--v2", "2025-10-01--v2"]
+        "2025-09-30--v2",
+        "2025-10-01--v2",
+    ]
     assert workflow.planned_bundles(since="2025-09-30", until="2025-09-30") == ["2025-09-30--v1", "2025-09-30--v2"]
     assert workflow.planned_bundles() == ALL6
     assert not workflow.restore.exists()
@@ -96,8 +98,9 @@ def test_generic_profile_runs_end_to_end_without_merging(workflow):
 def test_kill_then_resume_gives_identical_outputs(workflow, tmp_path):
     reference = Workflow(tmp_path / "reference", workflow.archives)
     reference.run()
-    proc = subprocess.Popen(workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        workflow.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any((workflow.restore / "outputs").glob("*/bundle.json")):
         time.sleep(0.05)
@@ -135,8 +138,9 @@ def test_scheduled_runs_follow_the_cursor_and_backfills_do_not_move_it(workflow,
     assert workflow.planned_bundles() == ["2025-10-30--v1"]
     workflow.run(since="2025-09-29", until="2025-10-30")  # a backfill
     assert str(read_cursor(cursor)) == "2025-10-01"
-    reset = subprocess.run(["sheetfill", "cursor", "reset", "--restore-root", str(workflow.restore)],
-                           capture_output=True, text=True)
+    reset = subprocess.run(
+        ["sheetfill", "cursor", "reset", "--restore-root", str(workflow.restore)], capture_output=True, text=True
+    )
     assert reset.returncode == 0 and read_cursor(cursor) is None
 
 
@@ -185,8 +189,7 @@ def test_failed_validation_is_visible_keeps_good_work_and_holds_the_cursor(workf
     from sheetfill.sample import generate_bundle
 
     # 2025-09-30--v1 is a truncated capture: far fewer organisations than its neighbours.
-    generate_bundle(workflow.archives / "2025-09-30" / "hotpass-inputs-v1.zip", dt.date(2025, 9, 30), "v1",
-                    scale=0.01)
+    generate_bundle(workflow.archives / "2025-09-30" / "hotpass-inputs-v1.zip", dt.date(2025, 9, 30), "v1", scale=0.01)
     profile = yaml.safe_load(resolve_profile_path("aviation").read_text())
     profile["expectations"].append({"name": "enough_records", "check": "row_count", "min": 25})
     strict = tmp_path / "strict.yaml"
@@ -198,7 +201,11 @@ def test_failed_validation_is_visible_keeps_good_work_and_holds_the_cursor(workf
     assert "2025-09-30--v1" in done.stderr and "FAILED validation" in done.stderr
     assert "1 of " in done.stderr and "expectations failed" in done.stderr
     assert {b: workflow.status(b)["status"] for b in ALL6[:4]} == {
-        "2025-09-29--v1": "ok", "2025-09-29--v2": "ok", "2025-09-30--v1": "failed_validation", "2025-09-30--v2": "ok"}
+        "2025-09-29--v1": "ok",
+        "2025-09-29--v2": "ok",
+        "2025-09-30--v1": "failed_validation",
+        "2025-09-30--v2": "ok",
+    }
     assert all((workflow.outputs(b) / "refined.parquet").exists() for b in ALL6[:4])  # failing one too
     failing = json.loads((workflow.outputs("2025-09-30--v1") / "validation.json").read_text())
     assert [e["name"] for e in failing["results"] if not e["success"]] == ["enough_records"]
@@ -235,8 +242,12 @@ def test_flat_layout_with_date_format(tmp_path):
 
 
 def test_lint_is_clean():
-    done = subprocess.run(["snakemake", "--lint", "--cores", "1"], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    done = subprocess.run(
+        ["snakemake", "--lint", "--cores", "1"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Lints for" not in done.stdout + done.stderr
 

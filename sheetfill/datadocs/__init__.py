@@ -25,6 +25,7 @@ OWNED = ("index.html", "style.css", "bundles", "charts")  # what a rebuild may r
 
 # --- reading the bundle folders ------------------------------------------------------------------
 
+
 def _read_json(path: Path, problems: list[str]):
     """A bundle file's content, or None with the reason added to problems (never raises)."""
     try:
@@ -48,8 +49,13 @@ def load_bundle(folder: Path) -> dict:
     summary = _read_json(folder / "bundle.json", problems)
     if not isinstance(summary, dict):
         date, version = _split_name(folder.name)
-        summary = {"bundle": folder.name, "date": date, "version": version, "status": "failed_processing",
-                   "error": "; ".join(problems) or "bundle.json is not an object"}
+        summary = {
+            "bundle": folder.name,
+            "date": date,
+            "version": version,
+            "status": "failed_processing",
+            "error": "; ".join(problems) or "bundle.json is not an object",
+        }
     for key, value in zip(("date", "version"), _split_name(folder.name)):
         summary.setdefault(key, value)
     summary.setdefault("bundle", folder.name)
@@ -89,13 +95,20 @@ def version_diffs(bundles: list[dict]) -> dict[str, dict]:
         return {}
     from sheetfill.diff import diff_records, read_for_diff
 
-    return {after["bundle"]: {"against": before["bundle"], "against_page": before["page"],
-                              **diff_records(read_for_diff(before["folder"] / "refined.parquet"),
-                                             read_for_diff(after["folder"] / "refined.parquet"))}
-            for before, after in pairs}
+    return {
+        after["bundle"]: {
+            "against": before["bundle"],
+            "against_page": before["page"],
+            **diff_records(
+                read_for_diff(before["folder"] / "refined.parquet"), read_for_diff(after["folder"] / "refined.parquet")
+            ),
+        }
+        for before, after in pairs
+    }
 
 
 # --- charts --------------------------------------------------------------------------------------
+
 
 def _as_date(text):
     try:
@@ -114,8 +127,11 @@ def _quality(b: dict):
 
 def _line_chart(axes, bundles: list[dict], versions: list[str], value) -> None:
     for version in versions:
-        points = [(_as_date(b["date"]), value(b)) for b in bundles
-                  if b.get("version") == version and value(b) is not None and _as_date(b.get("date"))]
+        points = [
+            (_as_date(b["date"]), value(b))
+            for b in bundles
+            if b.get("version") == version and value(b) is not None and _as_date(b.get("date"))
+        ]
         if points:
             axes.plot(*zip(*points), marker="o", label=version)
 
@@ -126,14 +142,24 @@ def _failure_chart(axes, bundles: list[dict], versions: list[str]) -> None:
     for i, version in enumerate(versions):
         mine = [b for b in bundles if b.get("version") == version and _as_date(b.get("date"))]
         offset = dt.timedelta(days=(i - (len(versions) - 1) / 2) * width)
-        validation = [(_as_date(b["date"]) + offset, (b.get("validation") or {}).get("failed", 0))
-                      for b in mine if b["status"] != "failed_processing"]
+        validation = [
+            (_as_date(b["date"]) + offset, (b.get("validation") or {}).get("failed", 0))
+            for b in mine
+            if b["status"] != "failed_processing"
+        ]
         if validation:
             axes.bar(*zip(*validation), width=width, label=f"{version}: failed expectations")
         broken = [_as_date(b["date"]) + offset for b in mine if b["status"] == "failed_processing"]
         if broken:
-            axes.bar(broken, [1] * len(broken), width=width, color="none", edgecolor="#b42318", hatch="//",
-                     label=f"{version}: failed to process")
+            axes.bar(
+                broken,
+                [1] * len(broken),
+                width=width,
+                color="none",
+                edgecolor="#b42318",
+                hatch="//",
+                label=f"{version}: failed to process",
+            )
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.set_ylim(0, max(1.0, axes.get_ylim()[1]))  # a clean window shows 0..1, not -0.05..0.05
 
@@ -182,6 +208,7 @@ def draw_charts(bundles: list[dict], out: Path) -> list[dict]:
 
 # --- pages ---------------------------------------------------------------------------------------
 
+
 def _clear(docs_dir: Path) -> None:
     """Remove what a previous build wrote, and only that: docs_dir may be shared with other files."""
     for name in OWNED:
@@ -194,23 +221,32 @@ def _clear(docs_dir: Path) -> None:
 
 def _output_links(bundle: dict, pages_dir: Path) -> list[dict]:
     """Relative links from a bundle page to the bundle's output files (they work from file://)."""
-    return [{"name": name, "href": Path(os.path.relpath(bundle["folder"] / name, pages_dir)).as_posix()}
-            for name in OUTPUT_FILES if (bundle["folder"] / name).exists()]
+    return [
+        {"name": name, "href": Path(os.path.relpath(bundle["folder"] / name, pages_dir)).as_posix()}
+        for name in OUTPUT_FILES
+        if (bundle["folder"] / name).exists()
+    ]
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("sheetfill.datadocs"), autoescape=select_autoescape(default=True),
-                       trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("sheetfill.datadocs"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _overview(bundles: list[dict], window: dict) -> dict:
     statuses = defaultdict(int)
     for bundle in bundles:
         statuses[bundle["label"]] += 1
-    return {"statuses": dict(statuses),
-            "dates": sorted({b.get("date") for b in bundles if b.get("date")}),
-            "versions": sorted({b.get("version") for b in bundles if b.get("version")}, key=_version_key),
-            "requested_versions": (window or {}).get("versions")}
+    return {
+        "statuses": dict(statuses),
+        "dates": sorted({b.get("date") for b in bundles if b.get("date")}),
+        "versions": sorted({b.get("version") for b in bundles if b.get("version")}, key=_version_key),
+        "requested_versions": (window or {}).get("versions"),
+    }
 
 
 def build_data_docs(bundle_out_dirs, docs_dir, window: dict) -> Path:
@@ -227,12 +263,21 @@ def build_data_docs(bundle_out_dirs, docs_dir, window: dict) -> Path:
     env = _environment()
     window = window or {}
     index = env.get_template("index.html.j2").render(
-        bundles=bundles, window=window, charts=charts, diffs=diffs, overview=_overview(bundles, window),
-        failed=[b for b in bundles if b["failed"]])
+        bundles=bundles,
+        window=window,
+        charts=charts,
+        diffs=diffs,
+        overview=_overview(bundles, window),
+        failed=[b for b in bundles if b["failed"]],
+    )
     (docs_dir / "index.html").write_text(index, encoding="utf-8")
     page = env.get_template("bundle.html.j2")
     for bundle in bundles:
-        html = page.render(b=bundle, window=window, version_diff=diffs.get(bundle["bundle"]),
-                           outputs=_output_links(bundle, docs_dir / "bundles"))
+        html = page.render(
+            b=bundle,
+            window=window,
+            version_diff=diffs.get(bundle["bundle"]),
+            outputs=_output_links(bundle, docs_dir / "bundles"),
+        )
         (docs_dir / "bundles" / bundle["page"]).write_text(html, encoding="utf-8")
     return docs_dir / "index.html"

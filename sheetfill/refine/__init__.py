@@ -17,22 +17,22 @@ from pathlib import Path
 
 __all__ = ["RefineResult", "preload", "refine_bundle", "write_outputs"]
 
-BIG_BUNDLE_ROWS = 100_000        # above this, freed memory is handed back to the OS between stages
+BIG_BUNDLE_ROWS = 100_000  # above this, freed memory is handed back to the OS between stages
 
 
 @dataclass
 class RefineResult:
-    records: pd.DataFrame            # one row per organisation, str column "record_id"  # noqa: F821
-    rejected: pd.DataFrame           # rejected / flagged source rows, "reasons" column  # noqa: F821
-    counts: dict                        # rows_in, records_out, duplicates_merged, flagged, rejected
-    quality: dict                       # mean_score, records_flagged, flag_counts
-    sources: list                       # {"file", "sheet", "rows", "source", "note"} per sheet seen
-    frames: dict = field(default_factory=dict)    # source name → its normalised rows, for sources
-                                                  # that profile expectations check (`source:`)
+    records: pd.DataFrame  # one row per organisation, str column "record_id"  # noqa: F821
+    rejected: pd.DataFrame  # rejected / flagged source rows, "reasons" column  # noqa: F821
+    counts: dict  # rows_in, records_out, duplicates_merged, flagged, rejected
+    quality: dict  # mean_score, records_flagged, flag_counts
+    sources: list  # {"file", "sheet", "rows", "source", "note"} per sheet seen
+    frames: dict = field(default_factory=dict)  # source name → its normalised rows, for sources
+    # that profile expectations check (`source:`)
     profile_name: str = ""
     profile_sha256: str = ""
     bundle: str = ""
-    timings: dict = field(default_factory=dict)   # seconds per stage
+    timings: dict = field(default_factory=dict)  # seconds per stage
 
 
 def source_frames(rows, profile) -> dict:
@@ -103,7 +103,7 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
 
     started = time.perf_counter()
     rows = normalise_rows(raw, profile.data)
-    del raw                       # the raw text is not needed again: free it before resolving
+    del raw  # the raw text is not needed again: free it before resolving
     codes = compact_text(rows)
     if len(rows) > BIG_BUNDLE_ROWS:
         release_free_memory()
@@ -119,9 +119,16 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
     if big:
         release_free_memory()
     return RefineResult(
-        records=resolution.records, rejected=resolution.rejected, counts=resolution.counts,
-        quality=resolution.quality, sources=[s.as_dict() for s in sheets], frames=frames,
-        profile_name=profile.name, profile_sha256=profile.sha256, bundle=bundle_dir.name, timings=timings,
+        records=resolution.records,
+        rejected=resolution.rejected,
+        counts=resolution.counts,
+        quality=resolution.quality,
+        sources=[s.as_dict() for s in sheets],
+        frames=frames,
+        profile_name=profile.name,
+        profile_sha256=profile.sha256,
+        bundle=bundle_dir.name,
+        timings=timings,
     )
 
 

@@ -16,7 +16,7 @@ from itertools import accumulate
 import numpy as np
 import pandas as pd
 
-Codes = dict[str, tuple[np.ndarray, np.ndarray]]     # column → (int32 code per row, -1: missing; distinct values)
+Codes = dict[str, tuple[np.ndarray, np.ndarray]]  # column → (int32 code per row, -1: missing; distinct values)
 
 
 def pack(values: list) -> tuple[str, list[int], list]:
@@ -30,7 +30,7 @@ def pack(values: list) -> tuple[str, list[int], list]:
 def unpack(buffer: str, lengths: list[int], others: list) -> np.ndarray:
     """Inverse of pack: fresh string objects, allocated one after another."""
     ends = accumulate(lengths)
-    texts = iter([buffer[end - length:end] for end, length in zip(ends, lengths)])
+    texts = iter([buffer[end - length : end] for end, length in zip(ends, lengths)])
     values = np.empty(len(others), dtype=object)
     values[:] = [next(texts) if other is None else other for other in others]
     return values
@@ -49,7 +49,7 @@ def compact_text(frame: pd.DataFrame) -> Codes:
             codes, uniques = pd.factorize(values, use_na_sentinel=True)
             packed[name] = (position, codes.astype(np.int32), pack(uniques.tolist()))
     for name in packed:
-        del frame[name]                                   # the old strings (and their arenas) go here
+        del frame[name]  # the old strings (and their arenas) go here
     result = {}
     for name, (position, codes, packed_values) in packed.items():
         uniques = unpack(*packed_values)

@@ -37,6 +37,13 @@ def pairwise_scores(source_rows: list[str], truth_rows: list[list]) -> dict:
     precision = true_positive / predicted if predicted else 1.0
     recall = true_positive / actual if actual else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-            "true_pairs": actual, "predicted_pairs": predicted, "rows": len(entity_of),
-            "entities": len(set(entity_of.values())), "records": len(set(record_of.values()))}
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "true_pairs": actual,
+        "predicted_pairs": predicted,
+        "rows": len(entity_of),
+        "entities": len(set(entity_of.values())),
+        "records": len(set(record_of.values())),
+    }

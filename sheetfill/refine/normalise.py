@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 # Cell contents that mean "nothing here" in hand-kept captures.
-PLACEHOLDERS = frozenset({"", "-", "--", "---", "n/a", "na", "none", "nil", "null", "unknown", "tbc", "tba",
-                          "?", "#n/a", "nan", ".", "x"})
+PLACEHOLDERS = frozenset(
+    {"", "-", "--", "---", "n/a", "na", "none", "nil", "null", "unknown", "tbc", "tba", "?", "#n/a", "nan", ".", "x"}
+)
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 WHITESPACE = re.compile(r"\s+")
 MULTI_VALUE_SEPARATORS = re.compile(r"[;,/|\n]+")
-URL_SEPARATORS = re.compile(r"[\s;,|]+")     # '/' belongs to URLs
+URL_SEPARATORS = re.compile(r"[\s;,|]+")  # '/' belongs to URLs
 NON_ALNUM = re.compile(r"[^0-9a-z]+")
 DIGITS = re.compile(r"\d+")
 PHONE_PUNCTUATION = re.compile(r"[\s.\-]+")
@@ -39,9 +40,9 @@ DEFAULT_LEGAL_SUFFIXES = ("pty", "ltd", "limited", "cc", "inc", "npc", "rf", "ll
 
 
 class Normalised(NamedTuple):
-    value: str | None          # canonical value, None when the cell holds nothing usable
-    all_values: tuple = ()     # every valid value in the cell (emails / phones can hold several)
-    invalid: bool = False      # the cell held text that is not a valid value of this type
+    value: str | None  # canonical value, None when the cell holds nothing usable
+    all_values: tuple = ()  # every valid value in the cell (emails / phones can hold several)
+    invalid: bool = False  # the cell held text that is not a valid value of this type
 
 
 EMPTY = Normalised(None)
@@ -57,7 +58,7 @@ def clean_text(value) -> str | None:
         # same whitespace as WHITESPACE (str.isspace) and drops it at both ends, like strip()
         text = " ".join(value.split())
         if text == value:
-            text = value          # keep the cell's own string: no second copy of every value
+            text = value  # keep the cell's own string: no second copy of every value
     else:
         text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", value).translate(INVISIBLE)).strip()
     return None if text.casefold() in PLACEHOLDERS else text
@@ -133,7 +134,7 @@ def _email_candidates(text: str) -> list[str]:
     for chunk in MULTI_VALUE_SEPARATORS.split(lowered):
         joined = "".join(chunk.split())
         if joined.count("@") > 1:
-            parts.extend(chunk.split())     # "a@x.com b@y.com": two addresses, not one with spaces
+            parts.extend(chunk.split())  # "a@x.com b@y.com": two addresses, not one with spaces
         elif joined:
             parts.append(joined)
     return [p.strip("<>()[]'\".:") for p in parts if p.strip("<>()[]'\".:")]
@@ -143,8 +144,10 @@ def _email_candidates(text: str) -> list[str]:
 # letters, digits and '_+-'; host labels of letters, digits and inner hyphens (no '--', so no
 # Punycode); a final label of letters; lengths within the RFC limits. Anything else goes through
 # the library. tests/test_normalise.py checks this agrees with email-validator.
-PLAIN_EMAIL = re.compile(r"[a-z0-9_+\-]+(?:\.[a-z0-9_+\-]+)*@"
-                         r"(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+PLAIN_EMAIL = re.compile(
+    r"[a-z0-9_+\-]+(?:\.[a-z0-9_+\-]+)*@"
+    r"(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
 
 
 @lru_cache(maxsize=1)
@@ -158,7 +161,7 @@ def plain_email(part: str) -> bool:
     """True when part is an address email-validator would accept and return as it is."""
     if len(part) > 254 or "--" in part or not PLAIN_EMAIL.fullmatch(part):
         return False
-    domain = part[part.index("@") + 1:]
+    domain = part[part.index("@") + 1 :]
     return len(domain) <= 253 and not any(domain == d or domain.endswith("." + d) for d in _special_use_domains())
 
 
@@ -204,12 +207,23 @@ def _za_valid_national():
     metadata = _phone_library().PhoneMetadata.metadata_for_region("ZA")
     general = metadata.general_desc
     assert 9 in general.possible_length
-    kinds = [metadata.premium_rate, metadata.toll_free, metadata.shared_cost, metadata.voip,
-             metadata.personal_number, metadata.pager, metadata.uan, metadata.voicemail,
-             metadata.fixed_line, metadata.mobile]
-    patterns = [d.national_number_pattern for d in kinds
-                if d is not None and d.national_number_pattern
-                and (not d.possible_length or 9 in d.possible_length)]
+    kinds = [
+        metadata.premium_rate,
+        metadata.toll_free,
+        metadata.shared_cost,
+        metadata.voip,
+        metadata.personal_number,
+        metadata.pager,
+        metadata.uan,
+        metadata.voicemail,
+        metadata.fixed_line,
+        metadata.mobile,
+    ]
+    patterns = [
+        d.national_number_pattern
+        for d in kinds
+        if d is not None and d.national_number_pattern and (not d.possible_length or 9 in d.possible_length)
+    ]
     typed = re.compile("|".join(f"(?:{p})" for p in patterns))
     general_pattern = re.compile(general.national_number_pattern)
     return lambda national: bool(general_pattern.fullmatch(national) and typed.fullmatch(national))
@@ -249,7 +263,7 @@ def normalise_phone(text: str, region: str = "ZA") -> Normalised:
     but which holds words around the digits goes through phonenumbers' PhoneNumberMatcher.
     """
     if not DIGITS.search(text):
-        return EMPTY          # "n/a", "ask reception": no number was captured
+        return EMPTY  # "n/a", "ask reception": no number was captured
     parts = [p for p in MULTI_VALUE_SEPARATORS.split(text) if DIGITS.search(p)]
     parsed = [_parse_single_phone(part, region) for part in parts]
     found = list(dict.fromkeys(number for number in parsed if number))
@@ -272,8 +286,12 @@ def normalise_website(text: str) -> Normalised:
     if host.startswith("www."):
         host = host[4:]
     labels = host.split(".")
-    if parts.scheme not in ("http", "https") or len(labels) < 2 or not labels[-1].isalpha() \
-            or not all(HOST_LABEL.match(label) for label in labels):
+    if (
+        parts.scheme not in ("http", "https")
+        or len(labels) < 2
+        or not labels[-1].isalpha()
+        or not all(HOST_LABEL.match(label) for label in labels)
+    ):
         return Normalised(None, (), True)
     path = parts.path.rstrip("/")
     url = f"https://{host}{path}" + (f"?{parts.query}" if parts.query else "")
@@ -318,7 +336,7 @@ def parse_date(text: str) -> dt.datetime | None:
     if re.fullmatch(r"\d{5}(\.\d+)?", text) and 20000 <= float(text) <= 80000:
         return EXCEL_EPOCH + dt.timedelta(days=float(text))
     try:
-        return dt.datetime.fromisoformat(text)        # what calamine's date cells become: quick
+        return dt.datetime.fromisoformat(text)  # what calamine's date cells become: quick
     except ValueError:
         stamp = pd.to_datetime(text, errors="coerce", dayfirst=False)
         return None if pd.isna(stamp) else stamp
@@ -372,7 +390,7 @@ def website_cache_key(text: str) -> str:
 
     Strips, in this order and each at most once: 'https://', 'http://', 'www.'."""
     key = text.casefold().strip()
-    return key[WEBSITE_PREFIXES.match(key).end():].rstrip("/")
+    return key[WEBSITE_PREFIXES.match(key).end() :].rstrip("/")
 
 
 def phone_cache_key(text: str) -> str:
@@ -432,15 +450,15 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
 
     factorised, by_array = {}, {}
     for name, (raw, _) in columns.items():
-        if id(raw) not in by_array:         # the match key reads the name column: factorise it once
+        if id(raw) not in by_array:  # the match key reads the name column: factorise it once
             by_array[id(raw)] = pd.factorize(np.asarray(raw, dtype=object), use_na_sentinel=True)
         factorised[name] = by_array[id(raw)]
     tasks, costs, owners = [], [], []
     for name, (_, field_type) in columns.items():
         uniques = list(factorised[name][1])
         for start in range(0, max(len(uniques), 1), CHUNK):
-            tasks.append((uniques[start:start + CHUNK], field_type))
-            costs.append(len(uniques[start:start + CHUNK]) * COST_PER_VALUE.get(field_type, 3))
+            tasks.append((uniques[start : start + CHUNK], field_type))
+            costs.append(len(uniques[start : start + CHUNK]) * COST_PER_VALUE.get(field_type, 3))
             owners.append(name)
     outputs = run_tasks(lambda task: normalise_values(task[0], task[1], profile_data), tasks, costs)
     per_column = {name: ([], [], []) for name in columns}
@@ -451,9 +469,11 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
     for name, (canonical, joined, invalid) in per_column.items():
         codes = factorised[name][0]
         # code -1 (missing) indexes the trailing sentinel entry
-        result[name] = (np.array(canonical + [None], dtype=object)[codes],
-                        np.array(joined + [None], dtype=object)[codes],
-                        np.array(invalid + [False], dtype=bool)[codes])
+        result[name] = (
+            np.array(canonical + [None], dtype=object)[codes],
+            np.array(joined + [None], dtype=object)[codes],
+            np.array(invalid + [False], dtype=bool)[codes],
+        )
     return result
 
 
@@ -465,7 +485,7 @@ def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
         has_extra = extra != ""
         both = has_extra & (joined != "")
         result = np.where(joined == "", extra, joined)
-        if both.any():      # concatenate only where both sides have text: usually a small share
+        if both.any():  # concatenate only where both sides have text: usually a small share
             result[both] = joined[both] + separator + extra[both]
         joined = result
     return joined
@@ -487,8 +507,13 @@ def object_frame(columns: dict) -> pd.DataFrame:
     """
     # copy=False also keeps one block per column: consolidating would copy every column into one
     # 2-D block (on a million rows, ~300 MB more at the normalise peak)
-    return pd.DataFrame({name: pd.Series(np.asarray(values), dtype=np.asarray(values).dtype, copy=False)
-                         for name, values in columns.items()}, copy=False)
+    return pd.DataFrame(
+        {
+            name: pd.Series(np.asarray(values), dtype=np.asarray(values).dtype, copy=False)
+            for name, values in columns.items()
+        },
+        copy=False,
+    )
 
 
 def _text_array(series: pd.Series) -> np.ndarray:

@@ -13,13 +13,13 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 
-PARALLEL_MIN_COST = 200_000        # ~ estimated microseconds of work below which one process is faster
+PARALLEL_MIN_COST = 200_000  # ~ estimated microseconds of work below which one process is faster
 # A forked child shares the parent's pages, but copies every page whose objects it touches (reference
 # counts) and counts all of them in its own RSS, so the process tree's peak RSS nearly doubles. On a
 # million-row bundle (parent ~1 GB) that cost 600 MB of peak RSS for ~0.8 s of normalise time; above
 # this parent size the work stays in one process.
 PARALLEL_MAX_PARENT_RSS = 512 * 2**20
-_WORK: tuple[Callable, Sequence] | None = None     # inherited by forked children
+_WORK: tuple[Callable, Sequence] | None = None  # inherited by forked children
 
 
 def usable_processes() -> int:
@@ -28,7 +28,7 @@ def usable_processes() -> int:
         return max(1, int(configured))
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:          # not Linux
+    except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
 
@@ -60,8 +60,12 @@ def parent_rss() -> int:
 def run_tasks(func: Callable, tasks: Sequence, costs: Sequence[float]) -> list:
     """[func(t) for t in tasks], spread over forked processes when the total cost is worth it."""
     processes = min(usable_processes(), len(tasks))
-    if processes < 2 or sum(costs) < PARALLEL_MIN_COST or "fork" not in multiprocessing.get_all_start_methods() \
-            or parent_rss() > PARALLEL_MAX_PARENT_RSS:
+    if (
+        processes < 2
+        or sum(costs) < PARALLEL_MIN_COST
+        or "fork" not in multiprocessing.get_all_start_methods()
+        or parent_rss() > PARALLEL_MAX_PARENT_RSS
+    ):
         return [func(task) for task in tasks]
     global _WORK
     _WORK = (func, tasks)
@@ -70,7 +74,7 @@ def run_tasks(func: Callable, tasks: Sequence, costs: Sequence[float]) -> list:
     try:
         with multiprocessing.get_context("fork").Pool(processes - 1) as pool:
             pending = [pool.apply_async(_run_tasks, (indices,)) for indices in bins[1:]]
-            own = _run_tasks(bins[0])                     # this process takes a share too
+            own = _run_tasks(bins[0])  # this process takes a share too
             for indices, outputs in [(bins[0], own)] + [(b, p.get()) for b, p in zip(bins[1:], pending)]:
                 for index, output in zip(indices, outputs):
                     results[index] = output

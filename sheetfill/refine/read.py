@@ -27,9 +27,9 @@ from sheetfill.refine.normalise import join_nonempty, object_frame, repeated
 from sheetfill.refine.parallel import usable_processes
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
-HEADER_SCAN_ROWS = 10          # title rows above the header are common in hand-kept sheets
+HEADER_SCAN_ROWS = 10  # title rows above the header are common in hand-kept sheets
 READ_BLOCK_ROWS = 65_536
-READ_THREADS = 2               # more only adds memory: the GIL-bound conversion is the other half
+READ_THREADS = 2  # more only adds memory: the GIL-bound conversion is the other half
 META_COLUMNS = ["_file", "_sheet", "_row", "_source", "_priority"]
 NON_ALNUM = re.compile(r"[\W_]+")
 
@@ -37,6 +37,7 @@ NON_ALNUM = re.compile(r"[\W_]+")
 @dataclass
 class SheetInfo:
     """What happened to one sheet; becomes one entry of RefineResult.sources."""
+
     file: str
     sheet: str
     rows: int = 0
@@ -44,8 +45,7 @@ class SheetInfo:
     note: str = "read"
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "sheet": self.sheet, "rows": self.rows, "source": self.source,
-                "note": self.note}
+        return {"file": self.file, "sheet": self.sheet, "rows": self.rows, "source": self.source, "note": self.note}
 
 
 def header_key(text) -> str:
@@ -79,7 +79,7 @@ class ColumnMapper:
             for synonym in [field, *spec.get("synonyms", [])]:
                 lookup.setdefault(header_key(synonym), field)
         for header, field in (source.get("columns") or {}).items():
-            lookup[header_key(header)] = field        # None: ignore this column in this source
+            lookup[header_key(header)] = field  # None: ignore this column in this source
         self.lookup = lookup
         self.required = source.get("required", profile_data.get("required", []))
 
@@ -165,7 +165,7 @@ def rows_to_frame(rows, header_index: int, positions: dict[str, list[int]]) -> p
     has_value = np.zeros(count, dtype=bool)
     for column in data.values():
         has_value |= column != ""
-    first_data_row = header_index + 2         # Excel numbering: header row is header_index + 1
+    first_data_row = header_index + 2  # Excel numbering: header row is header_index + 1
     numbers = np.arange(first_data_row, first_data_row + count, dtype=np.int64)
     return object_frame({"_row": numbers[has_value], **{f: c[has_value] for f, c in data.items()}})
 
@@ -175,7 +175,7 @@ def read_table(rows_iter, mapper: ColumnMapper, where: str) -> tuple[pd.DataFram
     head = list(islice(rows_iter, HEADER_SCAN_ROWS))
     header_index = mapper.find_header(head)
     if header_index is None:
-        list(rows_iter)   # drain the iterator so the workbook is released promptly
+        list(rows_iter)  # drain the iterator so the workbook is released promptly
         return None, "skipped: no header the profile knows"
     positions = mapper.columns_by_field(head[header_index])
     missing = [field for field in mapper.required if field not in positions]
@@ -185,7 +185,7 @@ def read_table(rows_iter, mapper: ColumnMapper, where: str) -> tuple[pd.DataFram
             f"{where}: no column for required field(s) {', '.join(missing)} (headers: {headers}); "
             f"add the header to that field's synonyms in the data profile"
         )
-    rows = chain(head[header_index + 1:], rows_iter)
+    rows = chain(head[header_index + 1 :], rows_iter)
     return rows_to_frame(rows, header_index, positions), "read"
 
 
@@ -204,8 +204,9 @@ def read_workbook(path: Path, relative: str, profile_data: dict) -> list[tuple[S
                     results.append((info, None))
                     continue
                 sheet = workbook.get_sheet_by_name(sheet_name)
-                frame, info.note = read_table(iter(sheet.iter_rows()), ColumnMapper(profile_data, source),
-                                              f"{relative} sheet {sheet_name!r}")
+                frame, info.note = read_table(
+                    iter(sheet.iter_rows()), ColumnMapper(profile_data, source), f"{relative} sheet {sheet_name!r}"
+                )
                 results.append((info, _tag(frame, info, source)))
     except CalamineError as exc:
         raise BundleError(f"{relative}: unreadable workbook ({exc}); re-export it as .xlsx") from None
@@ -224,7 +225,7 @@ def decode_csv(path: Path, relative: str) -> str:
 
 def read_csv_file(path: Path, relative: str, profile_data: dict) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
     text = decode_csv(path, relative)
-    sheet_name = path.stem           # a CSV is one sheet; its name is the file stem
+    sheet_name = path.stem  # a CSV is one sheet; its name is the file stem
     source = match_source(profile_data, path.name, None)
     info = SheetInfo(relative, sheet_name, source=source and source["name"])
     if source is None:
@@ -234,8 +235,9 @@ def read_csv_file(path: Path, relative: str, profile_data: dict) -> list[tuple[S
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    frame, info.note = read_table(csv.reader(io.StringIO(text), dialect), ColumnMapper(profile_data, source),
-                                  f"{relative}")
+    frame, info.note = read_table(
+        csv.reader(io.StringIO(text), dialect), ColumnMapper(profile_data, source), f"{relative}"
+    )
     return [(info, _tag(frame, info, source))]
 
 
@@ -261,6 +263,7 @@ def read_files(bundle_dir: Path, files: list[Path], profile_data: dict) -> list:
     Python-side conversion: a million-row bundle of three workbooks reads in ~70 % of the time.
     Threads count as cores: SHEETFILL_PROCESSES=1 (a workflow job's share) reads one file at a time.
     """
+
     def read_one(path: Path):
         reader = read_csv_file if path.suffix.lower() == ".csv" else read_workbook
         return reader(path, path.relative_to(bundle_dir).as_posix(), profile_data)
@@ -290,8 +293,7 @@ def read_bundle(bundle_dir: Path, profile_data: dict) -> tuple[pd.DataFrame, lis
                 frames.append(frame)
     if not frames:
         read = [f"{s.file}:{s.sheet} ({s.note})" for s in sheets]
-        raise BundleError(f"{bundle_dir}: no sheet has rows the data profile can map; sheets seen: "
-                          + "; ".join(read))
+        raise BundleError(f"{bundle_dir}: no sheet has rows the data profile can map; sheets seen: " + "; ".join(read))
     fields = list(profile_data["fields"])
     empty = np.array([""], dtype=object)
     columns = {}

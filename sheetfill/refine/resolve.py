@@ -38,6 +38,7 @@ def column(rows: pd.DataFrame, name: str) -> np.ndarray:
 
 # --------------------------------------------------------------------------- clustering
 
+
 def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Component label (0..k-1, in order of first row) per node for undirected edges (u, v)."""
     label = np.arange(n)
@@ -46,9 +47,9 @@ def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         if np.array_equal(lu, lv):
             break
         low = np.minimum(lu, lv)
-        np.minimum.at(label, lu, low)       # hook each root under the smaller root
+        np.minimum.at(label, lu, low)  # hook each root under the smaller root
         np.minimum.at(label, lv, low)
-        while True:                         # pointer jumping until every node points at its root
+        while True:  # pointer jumping until every node points at its root
             jumped = label[label]
             if np.array_equal(jumped, label):
                 break
@@ -75,7 +76,7 @@ class ColumnCodes:
     def _factorise(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self.factorised:
             codes, uniques = pd.factorize(column(self.rows, name), use_na_sentinel=True)
-            self.factorised[name] = codes.astype(np.int32), uniques       # half the memory of int64
+            self.factorised[name] = codes.astype(np.int32), uniques  # half the memory of int64
         return self.factorised[name]
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -90,7 +91,7 @@ class ColumnCodes:
         codes, uniques = self._factorise(name)
         if not ignored:
             return codes
-        drop = np.array([u in ignored for u in uniques.tolist()] + [True])     # [-1] indexes the extra True
+        drop = np.array([u in ignored for u in uniques.tolist()] + [True])  # [-1] indexes the extra True
         return np.where(drop[codes], -1, codes)
 
 
@@ -100,7 +101,7 @@ def equal_value_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not len(rows):
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     first_row_of_code = np.full(codes.max() + 1, -1, dtype=np.int64)
-    first_row_of_code[codes[rows][::-1]] = rows[::-1]       # the last write wins: the first row
+    first_row_of_code[codes[rows][::-1]] = rows[::-1]  # the last write wins: the first row
     return rows, first_row_of_code[codes[rows]]
 
 
@@ -112,8 +113,10 @@ def blocking_orders(keys: np.ndarray) -> list[np.ndarray]:
     token_sorted = [" ".join(sorted(k.split())) for k in keys]
     reversed_keys = [k[::-1] for k in token_sorted]
     # fixed-width unicode arrays sort in C; object arrays would compare in Python
-    return [np.argsort(np.array(token_sorted, dtype=str), kind="stable"),
-            np.argsort(np.array(reversed_keys, dtype=str), kind="stable")]
+    return [
+        np.argsort(np.array(token_sorted, dtype=str), kind="stable"),
+        np.argsort(np.array(reversed_keys, dtype=str), kind="stable"),
+    ]
 
 
 def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,8 +129,9 @@ def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple
     for order in blocking_orders(keys):
         ordered = keys[order].tolist()
         for offset in range(1, min(window, len(keys) - 1) + 1):
-            score = process.cpdist(ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio,
-                                   score_cutoff=threshold, workers=-1)
+            score = process.cpdist(
+                ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=-1
+            )
             hit = np.flatnonzero(score >= threshold)
             left, right = order[hit], order[hit + offset]
             same_digits = digits[left] == digits[right]
@@ -150,13 +154,13 @@ class Identities:
 
     def __init__(self, attributes: np.ndarray):
         self.parent = list(range(len(attributes)))
-        self.attributes = attributes.tolist()       # one list of codes (-1: none) per group
+        self.attributes = attributes.tolist()  # one list of codes (-1: none) per group
 
     def find(self, group: int) -> int:
         root = group
         while self.parent[root] != root:
             root = self.parent[root]
-        while self.parent[group] != root:           # path compression
+        while self.parent[group] != root:  # path compression
             self.parent[group], group = root, self.parent[group]
         return root
 
@@ -194,10 +198,9 @@ def strong_links(codes: ColumnCodes, profile_data: dict) -> tuple[np.ndarray, np
     edge_sets = []
     for key in settings.get("link_keys", []):
         ids = codes[key].astype(np.int64)
-        scoped = np.where(ids >= 0, ids * (int(files.max()) + 1) + files, -1)     # IDs are per file
+        scoped = np.where(ids >= 0, ids * (int(files.max()) + 1) + files, -1)  # IDs are per file
         edge_sets.append(equal_value_edges(scoped))
-    generic = frozenset(f"https://{host}"
-                        for host in profile_data.get("normalisation", {}).get("generic_websites", []))
+    generic = frozenset(f"https://{host}" for host in profile_data.get("normalisation", {}).get("generic_websites", []))
     field_codes = [codes.ignoring(field, generic) for field in settings.get("link_fields", [])]
     edge_sets += [equal_value_edges(codes) for codes in field_codes]
     u = np.concatenate([e[0] for e in edge_sets]) if edge_sets else np.empty(0, dtype=np.int64)
@@ -207,7 +210,7 @@ def strong_links(codes: ColumnCodes, profile_data: dict) -> tuple[np.ndarray, np
     attributes = np.full((n_groups, len(field_codes)), -1, dtype=np.int64)
     for index, codes in enumerate(field_codes):
         has = np.flatnonzero(codes >= 0)
-        attributes[group[has[::-1]], index] = codes[has[::-1]]    # first row with a value wins
+        attributes[group[has[::-1]], index] = codes[has[::-1]]  # first row with a value wins
     return group, attributes
 
 
@@ -234,15 +237,17 @@ def merge_same_names(identities: Identities, group: np.ndarray, name_codes: np.n
                 buckets.append(member)
 
 
-def merge_similar_names(identities: Identities, group: np.ndarray, name_codes: np.ndarray,
-                        unique_keys: np.ndarray, settings: dict) -> None:
+def merge_similar_names(
+    identities: Identities, group: np.ndarray, name_codes: np.ndarray, unique_keys: np.ndarray, settings: dict
+) -> None:
     """Merge groups whose names are similar (typos, '&' for 'and'), best scores first, when the
     name on each side belongs to one group only and nothing contradicts the merge."""
     usable = np.flatnonzero(unique_keys != "")
     if len(usable) < 2:
         return
-    left, right, score = similar_name_pairs(unique_keys[usable], float(settings.get("threshold", 90)),
-                                            int(settings.get("window", 6)))
+    left, right, score = similar_name_pairs(
+        unique_keys[usable], float(settings.get("threshold", 90)), int(settings.get("window", 6))
+    )
     if not len(left):
         return
     present_codes = name_codes >= 0
@@ -271,6 +276,7 @@ def cluster_rows(rows: pd.DataFrame, codes: ColumnCodes, profile_data: dict) -> 
 
 # --------------------------------------------------------------------------- choosing values
 
+
 def json_text(values: np.ndarray) -> np.ndarray:
     """JSON string literal of each value, computed once per unique value."""
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
@@ -297,7 +303,7 @@ def join_by_group(groups: np.ndarray, texts: np.ndarray, separator: str, n_group
 def first_per_group(groups: np.ndarray, positions: np.ndarray, n_groups: int) -> np.ndarray:
     """For each group, the first of the given (already preference-ordered) positions; -1 if none."""
     best = np.full(n_groups, -1, dtype=np.int64)
-    best[groups[::-1]] = positions[::-1]        # the last write wins: the first position
+    best[groups[::-1]] = positions[::-1]  # the last write wins: the first position
     return best
 
 
@@ -318,8 +324,14 @@ class Preference:
         return np.lexsort((np.arange(n), self.recency, -score, -self.priority, self.cluster))
 
 
-def chosen_rows(codes: ColumnCodes, fields: list[str], contact_fields: list[str], cluster: np.ndarray,
-                n_clusters: int, preference: Preference) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def chosen_rows(
+    codes: ColumnCodes,
+    fields: list[str],
+    contact_fields: list[str],
+    cluster: np.ndarray,
+    n_clusters: int,
+    preference: Preference,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per field, the row each cluster takes its value from (-1: none); and the preference order."""
     has = {f: codes[f] >= 0 for f in fields}
     order = preference.order(sum(has[f].astype(np.int64) for f in fields))
@@ -345,15 +357,16 @@ def take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.where(positions >= 0, values[np.maximum(positions, 0)], None)
 
 
-def alternatives(values: np.ndarray, codes: np.ndarray, source: np.ndarray, cluster: np.ndarray,
-                 order: np.ndarray, n_clusters: int) -> np.ndarray:
+def alternatives(
+    values: np.ndarray, codes: np.ndarray, source: np.ndarray, cluster: np.ndarray, order: np.ndarray, n_clusters: int
+) -> np.ndarray:
     """Per cluster, a JSON list of the other distinct values offered for a field, best first ('' if none).
 
     codes: the field's value codes (ColumnCodes); source: the row each cluster took its value from (-1: none).
     """
     ordered = order[codes[order] >= 0]
     pair = cluster[ordered].astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes[ordered]
-    distinct = ordered[~pd.Series(pair).duplicated().to_numpy()]   # first offer of each value, in order
+    distinct = ordered[~pd.Series(pair).duplicated().to_numpy()]  # first offer of each value, in order
     chosen_code = np.where(source >= 0, codes[np.maximum(source, 0)], -1)
     other = distinct[codes[distinct] != chosen_code[cluster[distinct]]]
     joined = join_by_group(cluster[other], json_text(values[other]), ",", n_clusters)
@@ -375,8 +388,10 @@ def row_refs(rows: pd.DataFrame) -> np.ndarray:
     """'["file","sheet",row]' per row: the address of a source row."""
     places = pd.Series(column(rows, "_file")) + "\x1f" + column(rows, "_sheet")
     codes, uniques = pd.factorize(places)
-    prefixes = np.array(["[" + ",".join(json.dumps(p, ensure_ascii=False) for p in u.split("\x1f")) + ","
-                         for u in uniques], dtype=object)
+    prefixes = np.array(
+        ["[" + ",".join(json.dumps(p, ensure_ascii=False) for p in u.split("\x1f")) + "," for u in uniques],
+        dtype=object,
+    )
     return prefixes[codes] + rows["_row"].to_numpy().astype(str).astype(object) + "]"
 
 
@@ -394,8 +409,12 @@ def row_codes(matrix: np.ndarray) -> np.ndarray:
     return codes
 
 
-def provenance_json(source: dict[str, np.ndarray], rows_position: np.ndarray,
-                    alternatives_by_field: dict[str, np.ndarray], n_clusters: int) -> np.ndarray:
+def provenance_json(
+    source: dict[str, np.ndarray],
+    rows_position: np.ndarray,
+    alternatives_by_field: dict[str, np.ndarray],
+    n_clusters: int,
+) -> np.ndarray:
     """Per record: {"field": {"row": i, "alternatives": [...]}} where i indexes source_rows.
 
     Records without alternatives share a handful of shapes (which row gave which field), so those
@@ -405,8 +424,7 @@ def provenance_json(source: dict[str, np.ndarray], rows_position: np.ndarray,
     result = repeated("{}", n_clusters)
     if not names or not n_clusters:
         return result
-    index = np.column_stack([np.where(source[f] >= 0, rows_position[np.maximum(source[f], 0)], -1)
-                             for f in names])
+    index = np.column_stack([np.where(source[f] >= 0, rows_position[np.maximum(source[f], 0)], -1) for f in names])
     has_alternatives = np.zeros(n_clusters, dtype=bool)
     for name in names:
         has_alternatives |= alternatives_by_field[name] != ""
@@ -420,13 +438,15 @@ def provenance_json(source: dict[str, np.ndarray], rows_position: np.ndarray,
     mixed = np.flatnonzero(has_alternatives)
     if len(mixed):
         alternative_rows = zip(*(alternatives_by_field[name][mixed].tolist() for name in names))
-        result[mixed] = [render_provenance(names, rows, list(alts))
-                         for rows, alts in zip(index[mixed].tolist(), alternative_rows)]
+        result[mixed] = [
+            render_provenance(names, rows, list(alts)) for rows, alts in zip(index[mixed].tolist(), alternative_rows)
+        ]
     return result
 
 
-def collect_all(rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, order: np.ndarray,
-                n_clusters: int) -> np.ndarray:
+def collect_all(
+    rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, order: np.ndarray, n_clusters: int
+) -> np.ndarray:
     """Per cluster, every distinct valid value of the given '; '-joined columns, best rows first."""
     found_clusters, found_values = [], []
     for name in columns:
@@ -436,8 +456,12 @@ def collect_all(rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, ord
         found_values.append(values[keep])
     if not found_clusters:
         return np.full(n_clusters, None, dtype=object)
-    frame = pd.DataFrame({"c": np.concatenate(found_clusters),
-                          "v": pd.Series(np.concatenate(found_values), dtype=object).str.split("; ")})
+    frame = pd.DataFrame(
+        {
+            "c": np.concatenate(found_clusters),
+            "v": pd.Series(np.concatenate(found_values), dtype=object).str.split("; "),
+        }
+    )
     exploded = frame.explode("v").drop_duplicates()
     joined = join_by_group(exploded["c"].to_numpy(), exploded["v"].to_numpy(dtype=object), "; ", n_clusters)
     return np.where(joined == "", None, joined)
@@ -481,14 +505,17 @@ def record_ids(chosen_keys: np.ndarray, first_refs: np.ndarray, identities: np.n
     duplicated = pd.Series(ids).duplicated(keep=False).to_numpy()
     if duplicated.any():
         tiebreak = np.where(present(identities), identities, first_refs)
-        suffix = np.array([hashlib.sha256(str(t).encode()).hexdigest()[:6] if d else ""
-                           for t, d in zip(tiebreak, duplicated)], dtype=object)
+        suffix = np.array(
+            [hashlib.sha256(str(t).encode()).hexdigest()[:6] if d else "" for t, d in zip(tiebreak, duplicated)],
+            dtype=object,
+        )
         ids = np.where(duplicated, ids + "-" + suffix, ids)
     return ids
 
 
-def quality_flags(records: pd.DataFrame, rows: pd.DataFrame, cluster: np.ndarray, n_clusters: int,
-                  quality_fields: list[str]) -> dict[str, np.ndarray]:
+def quality_flags(
+    records: pd.DataFrame, rows: pd.DataFrame, cluster: np.ndarray, n_clusters: int, quality_fields: list[str]
+) -> dict[str, np.ndarray]:
     """Flag name → which records carry it: missing_<field> for quality fields, invalid_<field>
     when any of the record's source rows held an invalid value for that field."""
     flags = {}
@@ -496,7 +523,7 @@ def quality_flags(records: pd.DataFrame, rows: pd.DataFrame, cluster: np.ndarray
         flags[f"missing_{field}"] = ~present(records[field].to_numpy(dtype=object))
     for name in [c for c in rows.columns if c.endswith("__invalid")]:
         weights = rows[name].to_numpy(dtype=np.float64)
-        flags[f"invalid_{name[:-len('__invalid')]}"] = np.bincount(cluster, weights, n_clusters) > 0
+        flags[f"invalid_{name[: -len('__invalid')]}"] = np.bincount(cluster, weights, n_clusters) > 0
     return flags
 
 
@@ -509,13 +536,16 @@ def flags_text(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
     for position, name in enumerate(names):
         bits |= flags[name].astype(np.int64) << position
     combinations, inverse = np.unique(bits, return_inverse=True)
-    texts = ["; ".join(name for position, name in enumerate(names) if combo >> position & 1)
-             for combo in combinations.tolist()]
+    texts = [
+        "; ".join(name for position, name in enumerate(names) if combo >> position & 1)
+        for combo in combinations.tolist()
+    ]
     return np.array(texts, dtype=object)[inverse]
 
 
-def build_records(rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, profile_data: dict,
-                  output_columns: list[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def build_records(
+    rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, profile_data: dict, output_columns: list[str]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     fields_spec = profile_data["fields"]
     settings = profile_data.get("resolution", {})
     fields = output_fields(fields_spec)
@@ -534,7 +564,7 @@ def build_records(rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, p
         chosen_keys = np.full(n_clusters, "", dtype=object)
     link_fields = [f for f in settings.get("link_fields", []) if f in chosen]
     identity = np.full(n_clusters, None, dtype=object)
-    for field in reversed(link_fields):          # the first link field with a value wins
+    for field in reversed(link_fields):  # the first link field with a value wins
         identity = np.where(present(chosen[field]), chosen[field], identity)
     records = {"record_id": record_ids(chosen_keys, refs[first_row], identity)}
     for name in output_columns:
@@ -546,10 +576,10 @@ def build_records(rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, p
     records["source_count"] = np.bincount(cluster, minlength=n_clusters).astype(np.int64)
     records["source_rows"] = "[" + join_by_group(cluster, refs, ",", n_clusters) + "]"
     explained = {f: source[f] for f in output_columns if f in source}
-    alternatives_by_field = {f: alternatives(column(rows, f), codes[f], source[f], cluster, order, n_clusters)
-                             for f in explained}
-    records["provenance"] = provenance_json(explained, position_in_cluster(cluster), alternatives_by_field,
-                                            n_clusters)
+    alternatives_by_field = {
+        f: alternatives(column(rows, f), codes[f], source[f], cluster, order, n_clusters) for f in explained
+    }
+    records["provenance"] = provenance_json(explained, position_in_cluster(cluster), alternatives_by_field, n_clusters)
     frame = object_frame(records)
     quality_fields = profile_data.get("quality", {}).get("fields", [])
     flags = quality_flags(frame, rows, cluster, n_clusters, quality_fields)
@@ -561,28 +591,32 @@ def build_records(rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, p
 
 # --------------------------------------------------------------------------- rejection and counts
 
+
 def required_missing(records: pd.DataFrame, required: list[str]) -> np.ndarray:
     """Per record, the '; '-joined reasons it cannot be kept ('' when it can)."""
     reasons = [np.where(present(records[f].to_numpy(dtype=object)), "", f"missing {f}") for f in required]
     return join_nonempty(reasons, "; ") if reasons else np.full(len(records), "", dtype=object)
 
 
-def rejected_rows(rows: pd.DataFrame, cluster: np.ndarray, record_reasons: np.ndarray,
-                  record_id: np.ndarray) -> pd.DataFrame:
+def rejected_rows(
+    rows: pd.DataFrame, cluster: np.ndarray, record_reasons: np.ndarray, record_id: np.ndarray
+) -> pd.DataFrame:
     """Source rows that were rejected (their record failed a requirement) or flagged (invalid values)."""
     rejected_reason = record_reasons[cluster]
     flag_reason = column(rows, "_reasons")
     status = np.where(rejected_reason != "", "rejected", np.where(flag_reason != "", "flagged", ""))
     keep = np.flatnonzero(status != "")
-    return object_frame({
-        "source_file": column(rows, "_file")[keep],
-        "source_sheet": column(rows, "_sheet")[keep],
-        "source_row": rows["_row"].to_numpy(dtype=np.int64)[keep],
-        "source": column(rows, "_source")[keep],
-        "status": status[keep],
-        "reasons": join_nonempty([rejected_reason[keep], flag_reason[keep]], "; "),
-        "record_id": np.where(status[keep] == "rejected", None, record_id[cluster[keep]]),
-    })
+    return object_frame(
+        {
+            "source_file": column(rows, "_file")[keep],
+            "source_sheet": column(rows, "_sheet")[keep],
+            "source_row": rows["_row"].to_numpy(dtype=np.int64)[keep],
+            "source": column(rows, "_source")[keep],
+            "status": status[keep],
+            "reasons": join_nonempty([rejected_reason[keep], flag_reason[keep]], "; "),
+            "record_id": np.where(status[keep] == "rejected", None, record_id[cluster[keep]]),
+        }
+    )
 
 
 def quality_summary(records: pd.DataFrame, flags: dict[str, np.ndarray]) -> dict:
@@ -601,7 +635,7 @@ def sort_codes(values: np.ndarray) -> np.ndarray:
     factorize(sort=True) does the same work about twice as slowly.
     """
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return np.append(text_ranks(uniques), len(uniques))[codes]      # code -1 (missing) takes the last
+    return np.append(text_ranks(uniques), len(uniques))[codes]  # code -1 (missing) takes the last
 
 
 def reading_order(records: pd.DataFrame, output_columns: list[str]) -> np.ndarray:
@@ -618,8 +652,9 @@ def take_rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return object_frame({name: frame[name].to_numpy()[positions] for name in frame.columns})
 
 
-def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str],
-            known_codes: dict | None = None) -> Resolution:
+def resolve(
+    rows: pd.DataFrame, profile_data: dict, output_columns: list[str], known_codes: dict | None = None
+) -> Resolution:
     """Normalised source rows → records, rejected/flagged rows, counts and quality summary.
 
     known_codes: value codes of text columns already computed (compact.compact_text returns them);
@@ -632,7 +667,7 @@ def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str],
     else:
         cluster = np.arange(len(rows))
     records, flags = build_records(rows, codes, cluster, profile_data, output_columns)
-    codes.release()             # ~4 bytes per row and column: not needed for the rest
+    codes.release()  # ~4 bytes per row and column: not needed for the rest
     reasons = required_missing(records, profile_data.get("required", []))
     rejected = rejected_rows(rows, cluster, reasons, records["record_id"].to_numpy(dtype=object))
     kept_positions = reading_order(records, output_columns)
@@ -642,7 +677,11 @@ def resolve(rows: pd.DataFrame, profile_data: dict, output_columns: list[str],
     kept_flags = {name: marks[kept_positions] for name, marks in flags.items()}
     status = rejected["status"].to_numpy(dtype=object)
     rejected_count = int((status == "rejected").sum())
-    counts = {"rows_in": int(len(rows)), "records_out": int(len(kept)),
-              "duplicates_merged": int(len(rows) - rejected_count - len(kept)),
-              "flagged": int((status == "flagged").sum()), "rejected": rejected_count}
+    counts = {
+        "rows_in": int(len(rows)),
+        "records_out": int(len(kept)),
+        "duplicates_merged": int(len(rows) - rejected_count - len(kept)),
+        "flagged": int((status == "flagged").sum()),
+        "rejected": rejected_count,
+    }
     return Resolution(kept, rejected, counts, quality_summary(kept, kept_flags))

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-EXCEL_MAX_ROWS = 1_048_576            # including the header row
-FIXED_CREATED = dt.datetime(2000, 1, 1)   # workbook metadata must not depend on the clock
+EXCEL_MAX_ROWS = 1_048_576  # including the header row
+FIXED_CREATED = dt.datetime(2000, 1, 1)  # workbook metadata must not depend on the clock
 INT_COLUMNS = {"source_count"}
 FLOAT_COLUMNS = {"quality_score"}
 HEADER_COLOUR = "#DDEBF7"
@@ -41,7 +41,7 @@ def arrow_table(records: pd.DataFrame):
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-PARQUET_BATCH_ROWS = 131_072     # converted to Arrow one batch at a time: bounded extra memory
+PARQUET_BATCH_ROWS = 131_072  # converted to Arrow one batch at a time: bounded extra memory
 
 
 def write_parquet(records: pd.DataFrame, path: Path) -> Path:
@@ -51,7 +51,7 @@ def write_parquet(records: pd.DataFrame, path: Path) -> Path:
     with pq.ParquetWriter(path, first.schema, compression="zstd") as writer:
         writer.write_table(first)
         for start in range(PARQUET_BATCH_ROWS, len(records), PARQUET_BATCH_ROWS):
-            writer.write_table(arrow_table(records.iloc[start:start + PARQUET_BATCH_ROWS]))
+            writer.write_table(arrow_table(records.iloc[start : start + PARQUET_BATCH_ROWS]))
     return path
 
 
@@ -85,17 +85,27 @@ def column_widths(records: pd.DataFrame) -> list[float]:
 
 def summary_rows(result) -> list[tuple[str, object]]:
     """Item/value pairs for the Summary sheet: bundle, profile, counts, quality, sheets read."""
-    rows = [("bundle", result.bundle), ("profile", result.profile_name),
-            ("profile sha256", result.profile_sha256)]
+    rows = [("bundle", result.bundle), ("profile", result.profile_name), ("profile sha256", result.profile_sha256)]
     rows += [(f"count: {key}", value) for key, value in result.counts.items()]
-    rows += [(f"quality: {key}", json.dumps(value, sort_keys=True) if isinstance(value, dict) else value)
-             for key, value in result.quality.items()]
+    rows += [
+        (f"quality: {key}", json.dumps(value, sort_keys=True) if isinstance(value, dict) else value)
+        for key, value in result.quality.items()
+    ]
     if len(result.records) > EXCEL_MAX_ROWS - 1:
-        rows.append(("note", f"Data sheet holds the first {EXCEL_MAX_ROWS - 1} of {len(result.records)} "
-                             "records (Excel's row limit); refined.parquet holds them all"))
+        rows.append(
+            (
+                "note",
+                f"Data sheet holds the first {EXCEL_MAX_ROWS - 1} of {len(result.records)} "
+                "records (Excel's row limit); refined.parquet holds them all",
+            )
+        )
     for source in result.sources:
-        rows.append((f"sheet: {source['file']} | {source['sheet']}",
-                     f"{source['rows']} rows, source {source['source'] or '-'}, {source['note']}"))
+        rows.append(
+            (
+                f"sheet: {source['file']} | {source['sheet']}",
+                f"{source['rows']} rows, source {source['source'] or '-'}, {source['note']}",
+            )
+        )
     return rows
 
 
@@ -103,8 +113,12 @@ def write_xlsx_xlsxwriter(records: pd.DataFrame, summary: list[tuple], path: Pat
     """Pure-Python writer (fallback). strings_to_formulas=False keeps '=...' cells as text."""
     import xlsxwriter
 
-    options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
-               "strings_to_urls": False}
+    options = {
+        "constant_memory": True,
+        "strings_to_formulas": False,
+        "strings_to_numbers": False,
+        "strings_to_urls": False,
+    }
     workbook = xlsxwriter.Workbook(str(path), options)
     workbook.set_properties({"created": FIXED_CREATED})
     header = workbook.add_format({"bold": True, "bg_color": HEADER_COLOUR, "bottom": 1})
@@ -131,13 +145,19 @@ def write_xlsx_rust(records: pd.DataFrame, summary: list[tuple], path: Path) -> 
     from rustpy_xlsxwriter import FastExcel, Format
 
     header = Format().set_bold().set_background_color(HEADER_COLOUR).set_border_bottom("thin")
-    summary_frame = pd.DataFrame({"item": pd.Series([item for item, _ in summary], dtype=object),
-                                  "value": pd.Series([value for _, value in summary], dtype=object)})
-    (FastExcel(str(path))
-     .freeze(row=1, sheet="Data")
-     .sheet("Data", records, column_widths=column_widths(records), header_format=header, autofilter=True)
-     .sheet("Summary", summary_frame, column_widths=[50.0, 60.0], header_format=header)
-     .save())
+    summary_frame = pd.DataFrame(
+        {
+            "item": pd.Series([item for item, _ in summary], dtype=object),
+            "value": pd.Series([value for _, value in summary], dtype=object),
+        }
+    )
+    (
+        FastExcel(str(path))
+        .freeze(row=1, sheet="Data")
+        .sheet("Data", records, column_widths=column_widths(records), header_format=header, autofilter=True)
+        .sheet("Summary", summary_frame, column_widths=[50.0, 60.0], header_format=header)
+        .save()
+    )
     fix_workbook_dates(path)
     return path
 
@@ -154,8 +174,12 @@ def fix_workbook_dates(path: Path) -> None:
         for name, data in members:
             if name == "docProps/core.xml":
                 data = W3C_DATE.sub(stamp, data)
-            target.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data,
-                            compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+            target.writestr(
+                zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)),
+                data,
+                compress_type=zipfile.ZIP_DEFLATED,
+                compresslevel=1,
+            )
     temporary.replace(path)
 
 
@@ -175,8 +199,10 @@ def write_xlsx(result, path: Path, writer: str | None = None) -> Path:
 
 def write_all(result, out_dir: Path, *, xlsx: bool = True) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_parquet(result.records, out_dir / "refined.parquet"),
-               write_rejected(result.rejected, out_dir / "rejected.csv")]
+    written = [
+        write_parquet(result.records, out_dir / "refined.parquet"),
+        write_rejected(result.rejected, out_dir / "rejected.csv"),
+    ]
     if xlsx:
         written.insert(0, write_xlsx(result, out_dir / "refined.xlsx"))
     return written

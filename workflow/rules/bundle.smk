@@ -17,10 +17,10 @@ rule bundle:
         ),
     log:
         f"{RESTORE_ROOT}/logs/bundle/{{date}}--{{version}}.log",
-    # one core per bundle; `--set-threads bundle=N` lets one big bundle read and normalise on N
-    threads: 1
     conda:
         "../../envs/sheetfill.yaml"
+    # one core per bundle; `--set-threads bundle=N` lets one big bundle read and normalise on N
+    threads: 1
     shell:
         f"SHEETFILL_PROCESSES={{threads}} "
         f"{JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version}} "

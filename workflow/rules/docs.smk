@@ -13,11 +13,11 @@ rule data_docs:
         ),
     log:
         f"{RESTORE_ROOT}/logs/data_docs.log",
-    params:
-        window=PLAN.window(),
     localrule: True
     conda:
         "../../envs/sheetfill.yaml"
+    params:
+        window=PLAN.window(),
     script:
         "../../scripts/data_docs.py"
 
@@ -30,12 +30,12 @@ rule gate:
         run_record(),
     log:
         f"{RESTORE_ROOT}/logs/gate.log",
+    localrule: True
+    conda:
+        "../../envs/sheetfill.yaml"
     params:
         bundles=bundle_outputs(),
         window=PLAN.window(),
         cursor_file=str(SETTINGS.cursor_file),
-    localrule: True
-    conda:
-        "../../envs/sheetfill.yaml"
     script:
         "../../scripts/gate.py"
