@@ -69,8 +69,8 @@ def snakemake(root: Path, restore: Path, *args: str) -> tuple[float, int]:
 
 
 def _process_share(jobs: list[tuple[str, str, str, str]]) -> int:
-    from sheetfill.bundle import BundleJob, process_bundle
-    from sheetfill.config import load_settings
+    from sheetfill.bundle.process import BundleJob, process_bundle
+    from sheetfill.runs.config import load_settings
 
     os.environ["SHEETFILL_PROCESSES"] = "1"  # one core per bundle, as the workflow's jobs get
     limits = load_settings({"archive_root": jobs[0][0]}, check_paths=False).limits
@@ -95,8 +95,8 @@ def in_process_floor(root: Path, restore: Path, cores: int) -> float:
     """The same library calls for the same bundles, one Python process per core, then the run-level
     steps the workflow also ends with: data docs for the window and the gate's summary."""
     from sheetfill.datadocs import build_data_docs
-    from sheetfill.discovery import scan
-    from sheetfill.runs import close_run
+    from sheetfill.runs.close import close_run
+    from sheetfill.runs.discovery import scan
 
     found = scan(root, PATTERN)
     jobs = [(str(root), str(a.path), a.bundle, str(restore)) for a in found]

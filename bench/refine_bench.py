@@ -135,7 +135,7 @@ def whole_process(folder: Path, out: Path, xlsx: bool = True) -> dict:
 
 def in_process(folder: Path, out: Path, repeats: int = 5) -> list[float]:
     """Seconds for refine + write with libraries imported and warm (the warm-worker situation)."""
-    from sheetfill.profiles import load_profile
+    from sheetfill.bundle.profiles import load_profile
     from sheetfill.refine import preload, refine_bundle, write_outputs
 
     profile = load_profile("aviation")
@@ -149,7 +149,7 @@ def in_process(folder: Path, out: Path, repeats: int = 5) -> list[float]:
 
 
 def compare_writers(folder: Path, out: Path) -> None:
-    from sheetfill.profiles import load_profile
+    from sheetfill.bundle.profiles import load_profile
     from sheetfill.refine import refine_bundle
     from sheetfill.refine import write as write_module
 

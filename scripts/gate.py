@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - injected by Snakemake
 
-from sheetfill.runs import close_run  # noqa: E402
+from sheetfill.runs.close import close_run  # noqa: E402
 
 text, ok = close_run(
     bundle_dirs=[Path(p) for p in snakemake.params.bundles],  # noqa: F821

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from sheetfill.config import REPO_ROOT
-from sheetfill.plan import Plan, make_plan
+from sheetfill.runs.config import REPO_ROOT
+from sheetfill.runs.plan import Plan, make_plan
 
 SNAKEFILE = REPO_ROOT / "Snakefile"
 CONFIGFILE = REPO_ROOT / "config" / "config.yaml"

@@ -69,8 +69,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_cursor(args: argparse.Namespace) -> int:
     from sheetfill.api import base_config, build_config
-    from sheetfill.config import load_settings
-    from sheetfill.cursor import read_cursor, reset_cursor
+    from sheetfill.runs.config import load_settings
+    from sheetfill.runs.cursor import read_cursor, reset_cursor
 
     overrides = build_config(
         archive_root=args.archive_root, restore_root=args.restore_root, cursor_file=args.cursor_file

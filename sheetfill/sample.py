@@ -492,7 +492,7 @@ def generate_bundle(
 
 
 def archive_path(root: Path, pattern: str, date: dt.date, version: str) -> Path:
-    from sheetfill.discovery import compile_pattern
+    from sheetfill.runs.discovery import compile_pattern
 
     return Path(root) / compile_pattern(pattern).example(date, version)
 

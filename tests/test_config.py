@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from sheetfill.config import load_settings, parse_date
 from sheetfill.errors import ConfigError
+from sheetfill.runs.config import load_settings, parse_date
 
 
 @pytest.fixture

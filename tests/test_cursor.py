@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from sheetfill.cursor import advance_cursor, read_cursor, reset_cursor
 from sheetfill.errors import ConfigError
+from sheetfill.runs.cursor import advance_cursor, read_cursor, reset_cursor
 
 
 def test_cursor_moves_forward_only(tmp_path):

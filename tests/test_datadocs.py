@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sheetfill.bundle.diff import diff_records
+from sheetfill.bundle.profiles import Profile
+from sheetfill.bundle.validation import validate
 from sheetfill.datadocs import build_data_docs
-from sheetfill.diff import diff_records
-from sheetfill.profiles import Profile
-from sheetfill.validation import validate
 
 SCRIPT = "<script>window.__pwned=1</script>"
 WINDOW = {"since": "2025-09-29", "until": "2025-09-30", "versions": None, "backfill": True, "cursor": None}

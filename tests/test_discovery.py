@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from sheetfill.discovery import compile_pattern, explain_empty, scan, select
 from sheetfill.errors import ConfigError
+from sheetfill.runs.discovery import compile_pattern, explain_empty, scan, select
 
 D = dt.date
 

@@ -1,5 +1,5 @@
-"""sheetfill.gate.summarise (run summary and verdict from bundle.json summaries) and
-sheetfill.diff.diff_records (what changed between two builds, without any cell values)."""
+"""sheetfill.runs.gate.summarise (run summary and verdict from bundle.json summaries) and
+sheetfill.bundle.diff.diff_records (what changed between two builds, without any cell values)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import json
 import pandas as pd
 import pytest
 
-from sheetfill.diff import diff_records
-from sheetfill.gate import summarise
+from sheetfill.bundle.diff import diff_records
+from sheetfill.runs.gate import summarise
 
 NAN = float("nan")
 COUNTS = {"rows_in": 120, "records_out": 39, "duplicates_merged": 81, "flagged": 2, "rejected": 0}
 
 
 def summary(bundle: str, status: str = "ok", error=None, failed: int | None = None) -> dict:
-    """A bundle.json as sheetfill.bundle.process_bundle writes it."""
+    """A bundle.json as sheetfill.bundle.process.process_bundle writes it."""
     processed = status != "failed_processing"
     date, version = bundle.split("--")
     return {

@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
-from sheetfill.cursor import write_cursor
 from sheetfill.errors import ConfigError
-from sheetfill.plan import make_plan
+from sheetfill.runs.cursor import write_cursor
+from sheetfill.runs.plan import make_plan
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sheetfill.bundle.profiles import PROFILES_DIR, load_profile
 from sheetfill.errors import ProfileError
-from sheetfill.profiles import PROFILES_DIR, load_profile
 
 
 @pytest.mark.parametrize("name", ["aviation", "generic"])

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import xlsxwriter
 
+from sheetfill.bundle.profiles import load_profile
 from sheetfill.errors import BundleError
-from sheetfill.profiles import load_profile
 from sheetfill.refine import refine_bundle, write_outputs
 from sheetfill.refine import write as write_module
 

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import pytest
 
-from sheetfill.profiles import load_profile
+from sheetfill.bundle.profiles import load_profile
 from sheetfill.refine import refine_bundle, write_outputs
 from sheetfill.refine.evaluate import pairwise_scores
 from sheetfill.sample import SHEETS, generate_bundle

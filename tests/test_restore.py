@@ -4,9 +4,9 @@ import zipfile
 
 import pytest
 
-from sheetfill.config import Limits
+from sheetfill.bundle.restore import restore_archive, sha256_file
 from sheetfill.errors import BundleError
-from sheetfill.restore import restore_archive, sha256_file
+from sheetfill.runs.config import Limits
 
 LIMITS = Limits(max_uncompressed_bytes=50 * 2**20, max_compression_ratio=200, max_members=100)
 

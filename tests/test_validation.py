@@ -1,4 +1,4 @@
-"""sheetfill.validation: each check on small frames, `mostly`, result fields, masked examples,
+"""sheetfill.bundle.validation: each check on small frames, `mostly`, result fields, masked examples,
 expectation problems, and validate() on a real generated bundle (records and source rows)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import zipfile
 import pandas as pd
 import pytest
 
+from sheetfill.bundle.profiles import CHECKS, expectation_problems, load_profile
+from sheetfill.bundle.validation import EXAMPLE_CHARS, EXAMPLES, evaluate, mask_value, validate
 from sheetfill.errors import ProfileError
-from sheetfill.profiles import CHECKS, expectation_problems, load_profile
 from sheetfill.refine import refine_bundle
 from sheetfill.sample import generate_bundle
-from sheetfill.validation import EXAMPLE_CHARS, EXAMPLES, evaluate, mask_value, validate
 
 NAN = float("nan")
 MISSING = [None, None, "", "  ", NAN]  # every spelling of "no value", the None twice

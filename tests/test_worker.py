@@ -5,7 +5,7 @@ import sys
 import zipfile
 
 CLIENT = (
-    "import sys; from sheetfill.worker import run_via_worker; code = run_via_worker(sys.argv[1:]); "
+    "import sys; from sheetfill.jobs.worker import run_via_worker; code = run_via_worker(sys.argv[1:]); "
     "print('fallback' if code is None else f'code={code}'); sys.exit(0)"
 )
 
@@ -39,7 +39,9 @@ def worker_processes() -> set[int]:
     import psutil
 
     return {
-        p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "sheetfill.worker" in p.info["cmdline"]
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and "sheetfill.jobs.worker" in p.info["cmdline"]
     }
 
 
@@ -72,7 +74,7 @@ def test_a_killed_client_stops_its_job_and_the_next_job_still_runs(tmp_path):
     import json
     import time
 
-    from sheetfill.config import Limits
+    from sheetfill.runs.config import Limits
     from sheetfill.sample import generate_bundle
 
     archive = tmp_path / "big.zip"

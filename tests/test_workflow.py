@@ -34,7 +34,7 @@ def test_dry_run_lists_exactly_the_window_and_writes_nothing(workflow):
 @pytest.mark.parametrize(("extra", "cores"), [((), "1"), (("--set-threads", "bundle=2"), "2")])
 def test_bundle_jobs_get_the_cores_snakemake_gives_them(workflow, extra, cores):
     done = workflow.run("-n", "-p", *extra, since="2025-09-29", until="2025-09-29", versions=["v1"])
-    commands = [line for line in done.stdout.splitlines() if "sheetfill.job bundle" in line]
+    commands = [line for line in done.stdout.splitlines() if "sheetfill.jobs.job bundle" in line]
     assert commands and all(f"SHEETFILL_PROCESSES={cores} " in line for line in commands)
 
 
@@ -71,7 +71,7 @@ def test_changed_archive_reruns_only_its_bundle(workflow, tmp_path):
 
 
 def test_changed_profile_reruns_its_bundles(workflow, tmp_path):
-    from sheetfill.profiles import resolve_profile_path
+    from sheetfill.bundle.profiles import resolve_profile_path
 
     profile = tmp_path / "aviation-copy.yaml"
     profile.write_text(resolve_profile_path("aviation").read_text())
@@ -124,7 +124,7 @@ def test_kill_then_resume_gives_identical_outputs(workflow, tmp_path):
 
 
 def test_scheduled_runs_follow_the_cursor_and_backfills_do_not_move_it(workflow, tmp_path):
-    from sheetfill.cursor import read_cursor
+    from sheetfill.runs.cursor import read_cursor
 
     cursor = workflow.restore / ".sheetfill" / "cursor.json"
     workflow.run(until="2025-09-30")  # until alone: never past until
@@ -184,8 +184,8 @@ def test_failed_validation_is_visible_keeps_good_work_and_holds_the_cursor(workf
 
     import yaml
 
-    from sheetfill.cursor import read_cursor
-    from sheetfill.profiles import resolve_profile_path
+    from sheetfill.bundle.profiles import resolve_profile_path
+    from sheetfill.runs.cursor import read_cursor
     from sheetfill.sample import generate_bundle
 
     # 2025-09-30--v1 is a truncated capture: far fewer organisations than its neighbours.

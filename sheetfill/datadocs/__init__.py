@@ -93,7 +93,7 @@ def version_diffs(bundles: list[dict]) -> dict[str, dict]:
     pairs = [(a, b) for versions in by_date.values() for a, b in zip(versions, versions[1:])]
     if not pairs:
         return {}
-    from sheetfill.diff import diff_records, read_for_diff
+    from sheetfill.bundle.diff import diff_records, read_for_diff
 
     return {
         after["bundle"]: {

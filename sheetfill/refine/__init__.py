@@ -143,7 +143,7 @@ def write_outputs(result: RefineResult, out_dir, *, xlsx: bool = True) -> list[P
 def preload(profile=None) -> None:
     """Import the refine libraries and warm their lazy tables (phone metadata, IDNA data).
 
-    For long-lived processes (sheetfill.worker) so that forked jobs start warm; a plain one-off
+    For long-lived processes (sheetfill.jobs.worker) so that forked jobs start warm; a plain one-off
     refine does not need it.
     """
     import pyarrow.parquet  # noqa: F401

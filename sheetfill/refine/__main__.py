@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-xlsx", action="store_true", help="write parquet and rejected.csv only")
     args = parser.parse_args(argv)
 
+    from sheetfill.bundle.profiles import load_profile
     from sheetfill.errors import SheetfillError
-    from sheetfill.profiles import load_profile
     from sheetfill.refine import refine_bundle, write_outputs
 
     try:

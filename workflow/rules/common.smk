@@ -1,5 +1,5 @@
 # Config validation and small input functions. The logic lives in the sheetfill package
-# (sheetfill.plan) so the CLI, the Python API and this workflow reject bad input identically.
+# (sheetfill.runs.plan) so the CLI, the Python API and this workflow reject bad input identically.
 import gc
 import json
 import os
@@ -16,7 +16,7 @@ gc.set_threshold(50_000, 20, 20)
 sys.path.insert(0, workflow.basedir)  # always the sheetfill that ships with this Snakefile
 
 from sheetfill.errors import SheetfillError
-from sheetfill.plan import make_plan
+from sheetfill.runs.plan import make_plan
 
 try:
     # Validates config against workflow/schemas/config.schema.yaml (defaults filled in),
@@ -39,7 +39,7 @@ def shell_constant(text):
 # params: Snakemake evaluates params for every job, ~0.2 s per 10,000 bundles of planning.
 # The interpreter running Snakemake (skips e.g. pyenv's 50 ms shim); conda envs bring their own.
 PYTHON = "python" if "conda" in str(workflow.deployment_settings.deployment_method) else sys.executable
-JOB = f"{shell_constant(PYTHON)} -S -m sheetfill.job"
+JOB = f"{shell_constant(PYTHON)} -S -m sheetfill.jobs.job"
 HISTORY = shell_constant(f"{RESTORE_ROOT}/.sheetfill/history")
 
 # Run context for the jobs, passed as environment (declared below, so cluster jobs get it too)

@@ -26,7 +26,7 @@ def load_yaml(text):
     return yaml.load(text, Loader=_YAML_LOADER)
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -160,6 +160,6 @@ def load_settings(config: dict, check_paths: bool = True) -> Settings:
 
 
 def check_pattern(pattern: str) -> None:
-    from sheetfill.discovery import compile_pattern
+    from sheetfill.runs.discovery import compile_pattern
 
     compile_pattern(pattern)

@@ -6,7 +6,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from sheetfill.restore import sha256_file
+from sheetfill.bundle.restore import sha256_file
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: same outputs give the same zip bytes
 

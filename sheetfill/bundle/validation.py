@@ -20,8 +20,8 @@ import re
 
 import pandas as pd
 
+from sheetfill.bundle.profiles import CHECKS, expectation_problems  # noqa: F401 - checked at load, re-checked here
 from sheetfill.errors import ProfileError
-from sheetfill.profiles import CHECKS, expectation_problems  # noqa: F401 - checked at load, re-checked here
 
 EXAMPLES = 5  # unexpected values shown per expectation
 EXAMPLE_CHARS = 80  # long cells are cut: the docs show a hint, not the cell

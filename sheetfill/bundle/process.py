@@ -17,9 +17,9 @@ from importlib import metadata
 from pathlib import Path
 
 from sheetfill import __version__
-from sheetfill.config import Limits
+from sheetfill.bundle.restore import fresh_staging, restore_archive, sha256_file
 from sheetfill.errors import BundleError
-from sheetfill.restore import fresh_staging, restore_archive, sha256_file
+from sheetfill.runs.config import Limits
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,9 @@ def process_bundle(job: BundleJob) -> dict:
 
 
 def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict) -> dict:
-    from sheetfill.profiles import load_profile
+    from sheetfill.bundle.profiles import load_profile
+    from sheetfill.bundle.validation import validate
     from sheetfill.refine import refine_bundle, write_outputs
-    from sheetfill.validation import validate
 
     profile = load_profile(job.profile)
     provenance["profile"] = {"name": profile.name, "path": str(profile.path), "sha256": profile.sha256}
@@ -130,7 +130,7 @@ def _diff_with_previous_build(job: BundleJob, refined: Path) -> dict | None:
     previous = _previous_build(job)
     if previous is None or not previous.exists():
         return None
-    from sheetfill.diff import diff_records, read_for_diff
+    from sheetfill.bundle.diff import diff_records, read_for_diff
 
     return diff_records(read_for_diff(previous), read_for_diff(refined))
 

@@ -15,8 +15,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from sheetfill.config import Limits
 from sheetfill.errors import BundleError
+from sheetfill.runs.config import Limits
 
 CHUNK = 1 << 20
 

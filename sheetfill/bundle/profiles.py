@@ -15,16 +15,16 @@ from pathlib import Path
 
 import yaml
 
-from sheetfill.config import load_yaml
 from sheetfill.errors import ProfileError
+from sheetfill.runs.config import load_yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES_DIR = REPO_ROOT / "config" / "profiles"
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "profile.schema.yaml"
 
 # Output columns the engine derives itself rather than reading from a declared field.
 DERIVED_COLUMNS = {"emails": "email", "phones": "phone"}
-CHECKS = ("not_null", "unique", "regex", "in_set", "between", "row_count")  # see sheetfill.validation
+CHECKS = ("not_null", "unique", "regex", "in_set", "between", "row_count")  # see sheetfill.bundle.validation
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _parse_yaml(raw: bytes, path: Path) -> dict:
 
 @lru_cache(maxsize=1)
 def _validator():
-    # jsonschema is imported here so that importing sheetfill.profiles stays cheap.
+    # jsonschema is imported here so that importing sheetfill.bundle.profiles stays cheap.
     import jsonschema
 
     schema = load_yaml(SCHEMA_PATH.read_text(encoding="utf-8"))

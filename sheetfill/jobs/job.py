@@ -1,8 +1,8 @@
-"""Entry point of the per-bundle jobs: `python -m sheetfill.job bundle|pack ...`.
+"""Entry point of the per-bundle jobs: `python -m sheetfill.jobs.job bundle|pack ...`.
 
 Rules call this through `shell:` rather than `script:` because per-job start-up decides backfill
 speed: it imports nothing heavy itself, and hands the work to a warm worker when one is available
-(see sheetfill.worker).
+(see sheetfill.jobs.worker).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def _parser():
     import argparse
     from pathlib import Path
 
-    parser = argparse.ArgumentParser(prog="python -m sheetfill.job")
+    parser = argparse.ArgumentParser(prog="python -m sheetfill.jobs.job")
     sub = parser.add_subparsers(dest="command", required=True)
     bundle = sub.add_parser("bundle", help="restore, refine and validate one bundle")
     bundle.add_argument("--archive", type=Path, required=True)
@@ -28,7 +28,7 @@ def _parser():
         "--limits",
         default=os.environ.get("SHEETFILL_LIMITS"),
         required="SHEETFILL_LIMITS" not in os.environ,
-        help="JSON of sheetfill.config.Limits (default: $SHEETFILL_LIMITS)",
+        help="JSON of sheetfill.runs.config.Limits (default: $SHEETFILL_LIMITS)",
     )
     bundle.add_argument(
         "--window",
@@ -45,8 +45,8 @@ def _parser():
 def run_bundle(args) -> int:
     import json
 
-    from sheetfill.bundle import BundleJob, process_bundle
-    from sheetfill.config import Limits
+    from sheetfill.bundle.process import BundleJob, process_bundle
+    from sheetfill.runs.config import Limits
 
     job = BundleJob(
         archive=args.archive,
@@ -64,14 +64,14 @@ def run_bundle(args) -> int:
 
 
 def run_pack(args) -> int:
-    from sheetfill.packing import pack_outputs
+    from sheetfill.bundle.packing import pack_outputs
 
     pack_outputs(args.outputs, args.zip)
     return 0
 
 
 def run_in_process(argv: list[str]) -> int:
-    from sheetfill.worker import enable_site
+    from sheetfill.jobs.worker import enable_site
 
     enable_site()
     args = _parser().parse_args(argv)
@@ -81,7 +81,7 @@ def run_in_process(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bundle"]:  # only bundle jobs need the heavy imports a warm worker saves
-        from sheetfill.worker import run_via_worker
+        from sheetfill.jobs.worker import run_via_worker
 
         code = run_via_worker(argv)
         if code is not None:

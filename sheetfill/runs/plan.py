@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sheetfill.config import Settings, load_settings
-from sheetfill.cursor import read_cursor
-from sheetfill.discovery import Archive, describe_window, explain_empty, scan, select
+from sheetfill.bundle.profiles import load_profile
 from sheetfill.errors import ConfigError
-from sheetfill.profiles import load_profile
+from sheetfill.runs.config import Settings, load_settings
+from sheetfill.runs.cursor import read_cursor
+from sheetfill.runs.discovery import Archive, describe_window, explain_empty, scan, select
 
 
 @dataclass(frozen=True)

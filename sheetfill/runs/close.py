@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from sheetfill.cursor import advance_cursor
+from sheetfill.runs.cursor import advance_cursor
 
 
 def load_summaries(bundle_dirs: list[Path]) -> list[dict]:
@@ -15,7 +15,7 @@ def load_summaries(bundle_dirs: list[Path]) -> list[dict]:
 
 def close_run(bundle_dirs: list[Path], window: dict, record: Path, cursor_file: Path) -> tuple[str, bool]:
     """Return (per-bundle summary text, ok). A scheduled run that is ok advances the cursor."""
-    from sheetfill.gate import summarise
+    from sheetfill.runs.gate import summarise
 
     summaries = load_summaries(bundle_dirs)
     text, ok = summarise(summaries)

@@ -2,7 +2,7 @@
 
 Every bundle job is its own Snakemake job (per-bundle resumption, clear failures, cluster-ready),
 but a fresh Python paying `import pandas` & co. on each job would cost more than the refine itself.
-So the job's tiny client (`python -m sheetfill.job`) asks a long-lived server that has imported
+So the job's tiny client (`python -m sheetfill.jobs.job`) asks a long-lived server that has imported
 everything once; a pool of worker processes forked from it takes the requests, runs each job with
 the client's stdout/stderr (the job's log), working directory and environment, and reports its exit
 code back. A worker dies when its client dies mid-job (Ctrl-C, kill, Snakemake cancelling the job),
@@ -23,15 +23,15 @@ import socket
 import sys
 import time
 
-PACKAGE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the sheetfill package
 IDLE_SECONDS = 60
 MAX_WORKERS = 64  # worker processes at most (one per job running at once)
 JOBS_PER_WORKER = 200  # then the worker is replaced: bounds what slow leaks a job could leave behind
 PRELOAD = (
-    "sheetfill.bundle",
+    "sheetfill.bundle.process",
     "sheetfill.refine",
-    "sheetfill.validation",
-    "sheetfill.diff",
+    "sheetfill.bundle.validation",
+    "sheetfill.bundle.diff",
     "pandas",
     "pyarrow.parquet",
 )
@@ -57,7 +57,7 @@ def socket_path() -> str:
 
 
 def run_via_worker(argv: list[str]) -> int | None:
-    """Run `sheetfill.job` argv in a warm worker; None when no worker can be used."""
+    """Run `sheetfill.jobs.job` argv in a warm worker; None when no worker can be used."""
     if not enabled():
         return None
     try:
@@ -98,7 +98,7 @@ def _start_server_and_connect(path: str) -> socket.socket | None:
         with open(stem + ".log", "ab") as log:
             pythonpath = os.pathsep.join(filter(None, [os.path.dirname(PACKAGE), os.environ.get("PYTHONPATH")]))
             subprocess.Popen(
-                [sys.executable, "-m", "sheetfill.worker", path],
+                [sys.executable, "-m", "sheetfill.jobs.worker", path],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -191,8 +191,8 @@ def _warm_up() -> None:
     from datetime import date
     from pathlib import Path
 
-    from sheetfill.bundle import BundleJob, process_bundle
-    from sheetfill.config import load_settings
+    from sheetfill.bundle.process import BundleJob, process_bundle
+    from sheetfill.runs.config import load_settings
     from sheetfill.sample import generate_bundle
 
     try:
@@ -299,7 +299,7 @@ def _die_with_client(conn: socket.socket, finished) -> None:
 
 
 def _run_job(argv: list[str]) -> int:
-    from sheetfill.job import run_in_process
+    from sheetfill.jobs.job import run_in_process
 
     try:
         return run_in_process(argv)

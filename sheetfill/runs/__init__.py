@@ -1,0 +1,1 @@
+"""Run level: configuration, archive discovery, the plan of a window, the cursor, the gate."""
