@@ -8,74 +8,7 @@ speed: it imports nothing heavy itself, and hands the work to a warm worker when
 from __future__ import annotations
 
 # Imports stay inside functions: this module starts every bundle job, under `python -S`.
-import os
 import sys
-
-
-def _parser():
-    import argparse
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(prog="python -m sheetfill.jobs.job")
-    sub = parser.add_subparsers(dest="command", required=True)
-    bundle = sub.add_parser("bundle", help="restore, refine and validate one bundle")
-    bundle.add_argument("--archive", type=Path, required=True)
-    bundle.add_argument("--bundle", required=True)
-    bundle.add_argument("--restored", type=Path, required=True)
-    bundle.add_argument("--outputs", type=Path, required=True)
-    bundle.add_argument("--profile", required=True)
-    bundle.add_argument(
-        "--limits",
-        default=os.environ.get("SHEETFILL_LIMITS"),
-        required="SHEETFILL_LIMITS" not in os.environ,
-        help="JSON of sheetfill.runs.config.Limits (default: $SHEETFILL_LIMITS)",
-    )
-    bundle.add_argument(
-        "--window",
-        default=os.environ.get("SHEETFILL_WINDOW", "{}"),
-        help="JSON describing the run's window, for provenance (default: $SHEETFILL_WINDOW)",
-    )
-    bundle.add_argument("--history", type=Path, default=None)
-    pack = sub.add_parser("pack", help="zip one bundle's outputs with SHA256SUMS")
-    pack.add_argument("--outputs", type=Path, required=True)
-    pack.add_argument("--zip", type=Path, required=True)
-    return parser
-
-
-def run_bundle(args) -> int:
-    import json
-
-    from sheetfill.bundle.process import BundleJob, process_bundle
-    from sheetfill.runs.config import Limits
-
-    job = BundleJob(
-        archive=args.archive,
-        bundle=args.bundle,
-        restored=args.restored,
-        outputs=args.outputs,
-        profile=args.profile,
-        limits=Limits(**json.loads(args.limits)),
-        window=json.loads(args.window),
-        history=args.history,
-    )
-    summary = process_bundle(job)
-    print(f"{summary['bundle']}: {summary['status']}" + (f" — {summary['error']}" if summary["error"] else ""))
-    return 0
-
-
-def run_pack(args) -> int:
-    from sheetfill.bundle.packing import pack_outputs
-
-    pack_outputs(args.outputs, args.zip)
-    return 0
-
-
-def run_in_process(argv: list[str]) -> int:
-    from sheetfill.jobs.worker import enable_site
-
-    enable_site()
-    args = _parser().parse_args(argv)
-    return {"bundle": run_bundle, "pack": run_pack}[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         code = run_via_worker(argv)
         if code is not None:
             return code
+    from sheetfill.jobs.commands import run_in_process
+
     return run_in_process(argv)
 
 

@@ -129,6 +129,8 @@ def serve(path: str) -> None:
     import selectors
     import signal
 
+    from sheetfill.jobs.commands import enable_site
+
     enable_site()  # the server needs site-packages even when the client ran with python -S
     for module in PRELOAD:
         try:
@@ -224,14 +226,6 @@ def _remove(path: str) -> None:
         pass
 
 
-def enable_site() -> None:
-    """Job clients start with `python -S` (site costs ~30 ms a job); heavy work needs site-packages."""
-    if sys.flags.no_site:
-        import site
-
-        site.main()
-
-
 def _reaped(children: set[int]) -> set[int]:
     done = set()
     for pid in children:
@@ -299,7 +293,7 @@ def _die_with_client(conn: socket.socket, finished) -> None:
 
 
 def _run_job(argv: list[str]) -> int:
-    from sheetfill.jobs.job import run_in_process
+    from sheetfill.jobs.commands import run_in_process
 
     try:
         return run_in_process(argv)
