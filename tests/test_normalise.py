@@ -245,7 +245,7 @@ def test_large_columns_give_the_same_result_in_parallel(monkeypatch):
 def test_plain_email_fast_path_agrees_with_email_validator(part):
     from email_validator import EmailNotValidError, validate_email
 
-    from sheetfill.refine.normalise import _email_candidates, plain_email
+    from sheetfill.refine.contact_values import _email_candidates, plain_email
 
     try:
         expected = validate_email(part, check_deliverability=False).normalized.lower()
@@ -262,7 +262,7 @@ def test_za_phone_fast_path_agrees_with_phonenumbers():
 
     import phonenumbers
 
-    from sheetfill.refine.normalise import _parse_single_phone
+    from sheetfill.refine.contact_values import _parse_single_phone
 
     rnd = random.Random(7)
     numbers = [f"{lead}{rnd.randrange(10**8):08d}" for lead in range(10, 100) for _ in range(20)]
@@ -293,7 +293,7 @@ def test_za_phone_fast_path_agrees_with_phonenumbers():
     ],
 )
 def test_plain_website_fast_path_agrees_with_urlsplit_path(text):
-    from sheetfill.refine.normalise import PLAIN_HOST
+    from sheetfill.refine.contact_values import PLAIN_HOST
 
     result = normalise_website(text)
     if PLAIN_HOST.fullmatch(text):

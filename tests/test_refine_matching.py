@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.normalise import name_match_key
-from sheetfill.refine.resolve import (
-    ColumnCodes,
+from sheetfill.refine.arrays import ColumnCodes
+from sheetfill.refine.choose import consensus_keys
+from sheetfill.refine.cluster import (
     Identities,
     connected_components,
-    consensus_keys,
     equal_value_edges,
     merge_same_names,
-    reading_order,
     similar_name_pairs,
 )
+from sheetfill.refine.normalise import name_match_key
+from sheetfill.refine.resolve import reading_order
 
 
 def test_connected_components_follow_chains_and_label_in_row_order():

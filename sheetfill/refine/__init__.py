@@ -3,7 +3,8 @@
     result = refine_bundle(bundle_dir, profile)   # read → normalise → resolve
     write_outputs(result, out_dir)                # refined.xlsx, refined.parquet, rejected.csv
 
-Stages live in read.py, normalise.py, resolve.py and write.py; heavy libraries (calamine,
+Stages live in read.py, normalise.py (values.py, contact_values.py), resolve.py (cluster.py,
+choose.py, records.py) and write.py; heavy libraries (calamine,
 phonenumbers, email-validator, rapidfuzz, pyarrow, xlsxwriter) are imported where they are used.
 """
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sheetfill.errors import BundleError
-from sheetfill.refine.normalise import join_nonempty, object_frame, repeated
+from sheetfill.refine.arrays import join_nonempty, object_frame, repeated
 from sheetfill.refine.parallel import usable_processes
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")

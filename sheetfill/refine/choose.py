@@ -1,0 +1,125 @@
+"""Choosing each record's values: by source priority, then row completeness, then recency; with the
+alternatives each chosen value beat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sheetfill.refine.arrays import ColumnCodes, column, first_per_group, join_by_group, json_text, present, text_ranks
+
+
+class Preference:
+    """Row order within each cluster: priority, then completeness, then recency, then source order."""
+
+    def __init__(self, rows: pd.DataFrame, cluster: np.ndarray, recency_field: str | None):
+        self.cluster = cluster
+        self.priority = rows["_priority"].to_numpy(dtype=np.int64)
+        if recency_field:
+            dates = column(rows, recency_field)
+            self.recency = pd.Series(dates).rank(method="dense", ascending=False, na_option="bottom").to_numpy()
+        else:
+            self.recency = np.zeros(len(rows))
+
+    def order(self, score: np.ndarray) -> np.ndarray:
+        n = len(self.cluster)
+        return np.lexsort((np.arange(n), self.recency, -score, -self.priority, self.cluster))
+
+
+def chosen_rows(
+    codes: ColumnCodes,
+    fields: list[str],
+    contact_fields: list[str],
+    cluster: np.ndarray,
+    n_clusters: int,
+    preference: Preference,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per field, the row each cluster takes its value from (-1: none); and the preference order."""
+    has = {f: codes[f] >= 0 for f in fields}
+    order = preference.order(sum(has[f].astype(np.int64) for f in fields))
+    source = {}
+    for field in fields:
+        if field in contact_fields:
+            continue
+        picked = order[has[field][order]]
+        source[field] = first_per_group(cluster[picked], picked, n_clusters)
+    if contact_fields:
+        # The primary contact is one person: all contact fields come from the best contact row.
+        contact_score = sum(has[f].astype(np.int64) for f in contact_fields)
+        by_contact = preference.order(contact_score)
+        picked = by_contact[contact_score[by_contact] > 0]
+        best = first_per_group(cluster[picked], picked, n_clusters)
+        for field in contact_fields:
+            source[field] = np.where((best >= 0) & has[field][np.maximum(best, 0)], best, -1)
+    return source, order
+
+
+def alternatives(
+    values: np.ndarray, codes: np.ndarray, source: np.ndarray, cluster: np.ndarray, order: np.ndarray, n_clusters: int
+) -> np.ndarray:
+    """Per cluster, a JSON list of the other distinct values offered for a field, best first ('' if none).
+
+    codes: the field's value codes (ColumnCodes); source: the row each cluster took its value from (-1: none).
+    """
+    ordered = order[codes[order] >= 0]
+    pair = cluster[ordered].astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes[ordered]
+    distinct = ordered[~pd.Series(pair).duplicated().to_numpy()]  # first offer of each value, in order
+    chosen_code = np.where(source >= 0, codes[np.maximum(source, 0)], -1)
+    other = distinct[codes[distinct] != chosen_code[cluster[distinct]]]
+    joined = join_by_group(cluster[other], json_text(values[other]), ",", n_clusters)
+    return np.where(joined == "", "", ',"alternatives":[' + joined + "]")
+
+
+def position_in_cluster(cluster: np.ndarray) -> np.ndarray:
+    """Index of each row within its cluster's source_rows list (rows keep their file/sheet/row order)."""
+    order = np.argsort(cluster, kind="stable")
+    sorted_clusters = cluster[order]
+    starts = np.flatnonzero(np.r_[True, sorted_clusters[1:] != sorted_clusters[:-1]])
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    result = np.empty(len(cluster), dtype=np.int64)
+    result[order] = np.arange(len(order)) - group_start
+    return result
+
+
+def collect_all(
+    rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, order: np.ndarray, n_clusters: int
+) -> np.ndarray:
+    """Per cluster, every distinct valid value of the given '; '-joined columns, best rows first."""
+    found_clusters, found_values = [], []
+    for name in columns:
+        values = column(rows, name)[order]
+        keep = present(values)
+        found_clusters.append(cluster[order][keep])
+        found_values.append(values[keep])
+    if not found_clusters:
+        return np.full(n_clusters, None, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "c": np.concatenate(found_clusters),
+            "v": pd.Series(np.concatenate(found_values), dtype=object).str.split("; "),
+        }
+    )
+    exploded = frame.explode("v").drop_duplicates()
+    joined = join_by_group(exploded["c"].to_numpy(), exploded["v"].to_numpy(dtype=object), "; ", n_clusters)
+    return np.where(joined == "", None, joined)
+
+
+def consensus_keys(key_codes: np.ndarray, keys: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per cluster, the name key most of its rows share (ties: the smallest), "" when none has one.
+
+    key_codes index keys (-1: no key). The id rests on this rather than on the chosen display name,
+    so a typo in the preferred source, or a cleaner re-capture of it, does not change the record's id.
+    """
+    result = np.full(n_clusters, "", dtype=object)
+    has = key_codes >= 0
+    if not has.any():
+        return result
+    width = len(keys)
+    pairs, counts = np.unique(cluster[has].astype(np.int64) * width + key_codes[has], return_counts=True)
+    pair_cluster, pair_key = np.divmod(pairs, width)
+    best = np.lexsort((text_ranks(keys)[pair_key], -counts, pair_cluster))
+    winner = first_per_group(pair_cluster[best], best, n_clusters)
+    named = winner >= 0
+    result[named] = keys[pair_key[winner[named]]]
+    return result

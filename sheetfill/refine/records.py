@@ -1,0 +1,178 @@
+"""Building the records: chosen values, ids, provenance JSON, quality scores and flags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from sheetfill.refine.arrays import (
+    ColumnCodes,
+    column,
+    first_per_group,
+    join_by_group,
+    object_frame,
+    present,
+    repeated,
+    row_codes,
+    take,
+)
+from sheetfill.refine.choose import (
+    Preference,
+    alternatives,
+    chosen_rows,
+    collect_all,
+    consensus_keys,
+    position_in_cluster,
+)
+from sheetfill.refine.normalise import name_field_of, output_fields
+
+DERIVED_TYPES = {"emails": "email", "phones": "phone"}
+
+
+def row_refs(rows: pd.DataFrame) -> np.ndarray:
+    """'["file","sheet",row]' per row: the address of a source row."""
+    places = pd.Series(column(rows, "_file")) + "\x1f" + column(rows, "_sheet")
+    codes, uniques = pd.factorize(places)
+    prefixes = np.array(
+        ["[" + ",".join(json.dumps(p, ensure_ascii=False) for p in u.split("\x1f")) + "," for u in uniques],
+        dtype=object,
+    )
+    return prefixes[codes] + rows["_row"].to_numpy().astype(str).astype(object) + "]"
+
+
+def render_provenance(names: list[str], rows: list[int], alternatives_text: list[str]) -> str:
+    parts = [f'"{name}":{{"row":{row}{alt}}}' for name, row, alt in zip(names, rows, alternatives_text) if row >= 0]
+    return "{" + ",".join(parts) + "}"
+
+
+def provenance_json(
+    source: dict[str, np.ndarray],
+    rows_position: np.ndarray,
+    alternatives_by_field: dict[str, np.ndarray],
+    n_clusters: int,
+) -> np.ndarray:
+    """Per record: {"field": {"row": i, "alternatives": [...]}} where i indexes source_rows.
+
+    Records without alternatives share a handful of shapes (which row gave which field), so those
+    strings are built once per shape; only records with alternatives are rendered one by one.
+    """
+    names = list(source)
+    result = repeated("{}", n_clusters)
+    if not names or not n_clusters:
+        return result
+    index = np.column_stack([np.where(source[f] >= 0, rows_position[np.maximum(source[f], 0)], -1) for f in names])
+    has_alternatives = np.zeros(n_clusters, dtype=bool)
+    for name in names:
+        has_alternatives |= alternatives_by_field[name] != ""
+    plain = np.flatnonzero(~has_alternatives)
+    if len(plain):
+        shape_of = row_codes(index[plain])
+        shapes = index[plain][first_per_group(shape_of, np.arange(len(plain)), int(shape_of.max()) + 1)]
+        no_alternatives = [""] * len(names)
+        texts = [render_provenance(names, shape.tolist(), no_alternatives) for shape in shapes]
+        result[plain] = np.array(texts, dtype=object)[shape_of]
+    mixed = np.flatnonzero(has_alternatives)
+    if len(mixed):
+        alternative_rows = zip(*(alternatives_by_field[name][mixed].tolist() for name in names))
+        result[mixed] = [
+            render_provenance(names, rows, list(alts)) for rows, alts in zip(index[mixed].tolist(), alternative_rows)
+        ]
+    return result
+
+
+def record_ids(chosen_keys: np.ndarray, first_refs: np.ndarray, identities: np.ndarray) -> np.ndarray:
+    """Stable id: hash of the organisation's match key (of its first row's address when unnamed).
+
+    Two organisations can share a name; their ids then get a suffix hashed from an identity value
+    (website, e-mail or phone — whatever the record has), so each keeps its id across bundles.
+    """
+    basis = np.where(chosen_keys == "", first_refs, "name:" + chosen_keys)
+    ids = np.array(["sf-" + hashlib.sha256(b.encode()).hexdigest()[:16] for b in basis], dtype=object)
+    duplicated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        tiebreak = np.where(present(identities), identities, first_refs)
+        suffix = np.array(
+            [hashlib.sha256(str(t).encode()).hexdigest()[:6] if d else "" for t, d in zip(tiebreak, duplicated)],
+            dtype=object,
+        )
+        ids = np.where(duplicated, ids + "-" + suffix, ids)
+    return ids
+
+
+def quality_flags(
+    records: pd.DataFrame, rows: pd.DataFrame, cluster: np.ndarray, n_clusters: int, quality_fields: list[str]
+) -> dict[str, np.ndarray]:
+    """Flag name → which records carry it: missing_<field> for quality fields, invalid_<field>
+    when any of the record's source rows held an invalid value for that field."""
+    flags = {}
+    for field in quality_fields:
+        flags[f"missing_{field}"] = ~present(records[field].to_numpy(dtype=object))
+    for name in [c for c in rows.columns if c.endswith("__invalid")]:
+        weights = rows[name].to_numpy(dtype=np.float64)
+        flags[f"invalid_{name[: -len('__invalid')]}"] = np.bincount(cluster, weights, n_clusters) > 0
+    return flags
+
+
+def flags_text(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """'; '-joined flag names per record, built once per distinct combination of flags."""
+    if not flags:
+        return np.full(n, "", dtype=object)
+    names = list(flags)
+    bits = np.zeros(n, dtype=np.int64)
+    for position, name in enumerate(names):
+        bits |= flags[name].astype(np.int64) << position
+    combinations, inverse = np.unique(bits, return_inverse=True)
+    texts = [
+        "; ".join(name for position, name in enumerate(names) if combo >> position & 1)
+        for combo in combinations.tolist()
+    ]
+    return np.array(texts, dtype=object)[inverse]
+
+
+def build_records(
+    rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, profile_data: dict, output_columns: list[str]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    fields_spec = profile_data["fields"]
+    settings = profile_data.get("resolution", {})
+    fields = output_fields(fields_spec)
+    contact_fields = [f for f in settings.get("contact_fields", []) if f in fields]
+    n_clusters = int(cluster.max()) + 1 if len(cluster) else 0
+    preference = Preference(rows, cluster, settings.get("recency_field"))
+    source, order = chosen_rows(codes, fields, contact_fields, cluster, n_clusters, preference)
+    chosen = {f: take(column(rows, f), source[f]) for f in fields}
+
+    refs = row_refs(rows)
+    first_row = first_per_group(cluster, np.arange(len(cluster)), n_clusters)
+    name_field = name_field_of(profile_data)
+    if settings.get("enabled", True) and name_field:
+        chosen_keys = consensus_keys(*codes.named_keys(), cluster, n_clusters)
+    else:
+        chosen_keys = np.full(n_clusters, "", dtype=object)
+    link_fields = [f for f in settings.get("link_fields", []) if f in chosen]
+    identity = np.full(n_clusters, None, dtype=object)
+    for field in reversed(link_fields):  # the first link field with a value wins
+        identity = np.where(present(chosen[field]), chosen[field], identity)
+    records = {"record_id": record_ids(chosen_keys, refs[first_row], identity)}
+    for name in output_columns:
+        if name in DERIVED_TYPES:
+            sources = [f"{f}__all" for f, s in fields_spec.items() if s["type"] == DERIVED_TYPES[name]]
+            records[name] = collect_all(rows, sources, cluster, order, n_clusters)
+        else:
+            records[name] = chosen[name]
+    records["source_count"] = np.bincount(cluster, minlength=n_clusters).astype(np.int64)
+    records["source_rows"] = "[" + join_by_group(cluster, refs, ",", n_clusters) + "]"
+    explained = {f: source[f] for f in output_columns if f in source}
+    alternatives_by_field = {
+        f: alternatives(column(rows, f), codes[f], source[f], cluster, order, n_clusters) for f in explained
+    }
+    records["provenance"] = provenance_json(explained, position_in_cluster(cluster), alternatives_by_field, n_clusters)
+    frame = object_frame(records)
+    quality_fields = profile_data.get("quality", {}).get("fields", [])
+    flags = quality_flags(frame, rows, cluster, n_clusters, quality_fields)
+    missing = sum((flags[f"missing_{f}"] for f in quality_fields), np.zeros(n_clusters))
+    frame["quality_score"] = np.round(1 - missing / len(quality_fields), 4) if quality_fields else 1.0
+    frame["flags"] = flags_text(flags, n_clusters)
+    return frame, flags

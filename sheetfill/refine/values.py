@@ -1,0 +1,173 @@
+"""One-value normalisers for text, names, provinces and dates.
+
+Each ``normalise_<type>`` function takes one cleaned text value and returns a ``Normalised``:
+the canonical value (or None), every valid value found in the cell, and whether the cell held
+something that could not be parsed (flagged, never silently dropped). E-mail, phone and website
+values are in contact_values.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from typing import NamedTuple
+
+import pandas as pd
+
+# Cell contents that mean "nothing here" in hand-kept captures.
+PLACEHOLDERS = frozenset(
+    {"", "-", "--", "---", "n/a", "na", "none", "nil", "null", "unknown", "tbc", "tba", "?", "#n/a", "nan", ".", "x"}
+)
+
+
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
+WHITESPACE = re.compile(r"\s+")
+NON_ALNUM = re.compile(r"[^0-9a-z]+")
+ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
+EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+DEFAULT_LEGAL_SUFFIXES = ("pty", "ltd", "limited", "cc", "inc", "npc", "rf", "llc", "plc", "co", "proprietary")
+
+
+class Normalised(NamedTuple):
+    value: str | None  # canonical value, None when the cell holds nothing usable
+    all_values: tuple = ()  # every valid value in the cell (emails / phones can hold several)
+    invalid: bool = False  # the cell held text that is not a valid value of this type
+
+
+EMPTY = Normalised(None)
+
+
+def clean_text(value) -> str | None:
+    """Unicode NFC, invisible characters removed, whitespace collapsed; placeholders become None."""
+    if value is None:
+        return None
+    value = str(value)
+    if value.isascii():
+        # NFC and the invisible characters only concern non-ASCII text; str.split() splits on the
+        # same whitespace as WHITESPACE (str.isspace) and drops it at both ends, like strip()
+        text = " ".join(value.split())
+        if text == value:
+            text = value  # keep the cell's own string: no second copy of every value
+    else:
+        text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", value).translate(INVISIBLE)).strip()
+    return None if text.casefold() in PLACEHOLDERS else text
+
+
+def fix_case(text: str) -> str:
+    """ALL CAPS or all lower-case captures become Title Case; mixed case is left as typed."""
+    if text.isupper() or text.islower():
+        return text.title()
+    return text
+
+
+def normalise_text(text: str) -> Normalised:
+    return Normalised(text, (text,))
+
+
+def normalise_org_name(text: str) -> Normalised:
+    name = fix_case(text)
+    return Normalised(name, (name,))
+
+
+NAME_PARTICLES = frozenset({"van", "der", "den", "de", "du", "le", "la", "von", "da", "dos", "das"})
+
+
+def fix_person_case(text: str) -> str:
+    """Word by word: 'john SMITH' -> 'John Smith', 'jan van der merwe' -> 'Jan van der Merwe';
+    words already in mixed case ('McDonald') are left as typed."""
+    words = text.split(" ")
+    fixed = []
+    for position, word in enumerate(words):
+        if position and word.casefold() in NAME_PARTICLES and (word.islower() or word.isupper()):
+            fixed.append(word.lower())
+        elif word.isupper() or word.islower():
+            fixed.append(word.title())
+        else:
+            fixed.append(word)
+    return " ".join(fixed)
+
+
+def normalise_person_name(text: str) -> Normalised:
+    name = fix_person_case(text)
+    return Normalised(name, (name,))
+
+
+def split_role(text: str) -> tuple[str, str | None]:
+    """'Jane Smith (Chief Flight Instructor)' -> ('Jane Smith', 'Chief Flight Instructor')."""
+    match = ROLE_IN_PARENS.match(text)
+    if not match or not match.group(1):
+        return text, None
+    return match.group(1).strip(), clean_text(match.group(2))
+
+
+def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> str:
+    """Accent-, case-, punctuation- and legal-suffix-free key used to match organisation names.
+
+    'Acme Aviation (Pty) Ltd', 'ACME  AVIATION PTY LTD.' and 'Acmé Aviation' all give 'acme aviation';
+    'Sky & Orbit', 'Sky and Orbit' and 'Sky Orbit' all give 'sky orbit' (captures drop the '&' freely).
+    """
+    if not text:
+        return ""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    ascii_text = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    tokens = [t for t in NON_ALNUM.sub(" ", ascii_text).split() if t != "and"]
+    while len(tokens) > 1 and tokens[-1] in legal_suffixes:
+        tokens.pop()
+    return " ".join(tokens)
+
+
+def province_key(text: str) -> str:
+    return NON_ALNUM.sub("", name_match_key(text, ()))
+
+
+def build_province_lookup(provinces: dict[str, list[str]]) -> dict[str, str]:
+    """Alias key -> canonical province, from the profile's normalisation.provinces."""
+    lookup = {}
+    for canonical, aliases in provinces.items():
+        for alias in [canonical, *aliases]:
+            lookup[province_key(alias)] = canonical
+    return lookup
+
+
+def normalise_province(text: str, lookup: dict[str, str]) -> Normalised:
+    """Map to the canonical list; close misspellings ('Guateng') are matched with rapidfuzz."""
+    if not lookup:
+        return normalise_text(text)
+    key = province_key(text)
+    canonical = lookup.get(key)
+    if canonical is None and len(key) >= 5:
+        from rapidfuzz import fuzz, process
+
+        best = process.extractOne(key, list(lookup), scorer=fuzz.ratio, score_cutoff=85)
+        canonical = lookup[best[0]] if best else None
+    if canonical is None:
+        return Normalised(None, (), True)
+    return Normalised(canonical, (canonical,))
+
+
+def normalise_key(text: str) -> Normalised:
+    key = text.casefold()
+    return Normalised(key, (key,))
+
+
+def parse_date(text: str) -> dt.datetime | None:
+    if re.fullmatch(r"\d{5}(\.\d+)?", text) and 20000 <= float(text) <= 80000:
+        return EXCEL_EPOCH + dt.timedelta(days=float(text))
+    try:
+        return dt.datetime.fromisoformat(text)  # what calamine's date cells become: quick
+    except ValueError:
+        stamp = pd.to_datetime(text, errors="coerce", dayfirst=False)
+        return None if pd.isna(stamp) else stamp
+
+
+def normalise_date(text: str) -> Normalised:
+    """ISO date; Excel serial numbers (a date cell without a date format) are converted too.
+    Several date columns feeding one field ('Last_Order_Date ; LoadDate') give the newest."""
+    parts = [part.strip() for part in text.split(";") if part.strip()]
+    dates = [parse_date(part) for part in parts]
+    valid = [d.strftime("%Y-%m-%d") for d in dates if d is not None]
+    if not valid:
+        return Normalised(None, (), True)
+    newest = max(valid)
+    return Normalised(newest, (newest,), len(valid) < len(parts))
