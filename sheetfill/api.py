@@ -28,6 +28,7 @@ class BundleResult:
     status: str  # ok | failed_validation | failed_processing | planned
     error: str | None
     outputs: Path
+    reason: str | None = None  # planned: why Snakemake would (re)build it (sheetfill.runs.reasons)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class RunResult:
     ok: bool
     bundles: list[BundleResult] = field(default_factory=list)
     note: str = ""
+    up_to_date: int = 0  # dry run: bundles of the window that need no work
 
     @property
     def failed(self) -> list[BundleResult]:
@@ -89,7 +91,7 @@ def run(
     if not plan.bundles:
         return RunResult(ok=True, note=plan.note)
     if dry_run:
-        return RunResult(ok=True, bundles=[_planned(plan, b) for b in plan.bundles])
+        return _dry_run(plan, overrides, forcerun)
     _execute(overrides, cores=cores, forcerun=forcerun, quiet=quiet)
     bundles = [_result(plan, b) for b in plan.bundles]
     return RunResult(ok=all(b.status == "ok" for b in bundles), bundles=bundles)
@@ -109,8 +111,16 @@ def _outputs(plan: Plan, bundle: str) -> Path:
     return (REPO_ROOT / plan.settings.restore_root / "outputs" / bundle).resolve()
 
 
-def _planned(plan: Plan, bundle: str) -> BundleResult:
-    return BundleResult(bundle=bundle, status="planned", error=None, outputs=_outputs(plan, bundle))
+def _dry_run(plan: Plan, overrides: dict, forcerun: tuple[str, ...]) -> RunResult:
+    """What Snakemake's DAG says the run would do (the same plan as `snakemake -n`)."""
+    from sheetfill.dryrun import dry_run
+
+    planned = dry_run(overrides, forcerun=forcerun)
+    bundles = [
+        BundleResult(b.bundle, "planned", None, _outputs(plan, b.bundle), reason=f"{b.reason}: {b.detail}")
+        for b in planned.would_build
+    ]
+    return RunResult(ok=True, bundles=bundles, note=planned.describe(), up_to_date=planned.up_to_date)
 
 
 def _result(plan: Plan, bundle: str) -> BundleResult:

@@ -58,10 +58,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         cursor_file=args.cursor_file,
         forcerun=("bundle",) if args.force else (),
     )
-    if result.note:
+    if result.note and not args.dry_run:
         print(result.note)
     for bundle in result.bundles:
-        print(f"{bundle.bundle:<28} {bundle.status:<18} {bundle.error or ''}".rstrip())
+        print(f"{bundle.bundle:<28} {bundle.status:<18} {bundle.reason or bundle.error or ''}".rstrip())
+    if args.dry_run:
+        print(result.note)
     if result.failed:
         print(f"{len(result.failed)} of {len(result.bundles)} bundles failed.", file=sys.stderr)
     return 0 if result.ok else 1

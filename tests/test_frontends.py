@@ -52,7 +52,7 @@ def test_cli_backfill_exit_codes(archives, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2025-09-29--v2", "ok"]
     dry = cli("backfill", "--start-date", "2025-09-30", "--end-date", "2025-10-01", "--dry-run", *common)
-    assert [line.split()[0] for line in dry.stdout.splitlines()] == [
+    assert [line.split()[0] for line in dry.stdout.splitlines()[:-1]] == [
         "2025-09-30--v1",
         "2025-09-30--v2",
         "2025-10-01--v1",
