@@ -2,7 +2,8 @@
 
 The protocol runs over --remote-debugging-pipe (fd 3: commands in, fd 4: replies out, each JSON
 message ended by a NUL byte), so the test needs no websocket or browser-automation package.
-.ci/run installs the browser as root: apt-get install -y chromium
+.ci/run installs the browser as root: apt-get install -y chromium. Without it the test skips, or fails
+under CI=true.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import unavailable
 from test_datadocs import SCRIPT, WINDOW, make_window
 
 from sheetfill.datadocs import build_data_docs
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium")  # Debian installs it to /usr/bin, on every PATH
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -157,8 +159,8 @@ class Tab:
 
 @pytest.fixture
 def tab(tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed; install it as root with: apt-get install -y chromium")
+    if not CHROMIUM:
+        unavailable("Debian's chromium is not on PATH; install it as root with: apt-get install -y chromium")
     browser = Chromium(tmp_path / "chromium-profile", tmp_path / "chromium.log")
     try:
         yield Tab(browser)
