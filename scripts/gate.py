@@ -6,6 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821 - injected by Snakemake
 
 from sheetfill.runs.close import close_run  # noqa: E402
+from sheetfill.telemetry.outcomes import report_from_gate  # noqa: E402
 
 text, ok = close_run(
     bundle_dirs=[Path(p) for p in snakemake.params.bundles],  # noqa: F821
@@ -15,5 +16,6 @@ text, ok = close_run(
 )
 Path(snakemake.log[0]).write_text(text + "\n")  # noqa: F821
 print(text, file=sys.stderr)
+report_from_gate(snakemake.params.bundles, ok)  # noqa: F821 - before any exit: failed runs are reported too
 if not ok:
     sys.exit("sheetfill: some bundles failed (see the summary above and the data docs); exiting non-zero.")

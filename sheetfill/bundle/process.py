@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +21,7 @@ from sheetfill import __version__
 from sheetfill.bundle.restore import fresh_staging, restore_archive, sha256_file
 from sheetfill.errors import BundleError
 from sheetfill.runs.config import Limits
+from sheetfill.telemetry.stages import StageClock
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ def package_versions() -> dict:
 def process_bundle(job: BundleJob) -> dict:
     """Build job.outputs for one bundle; return the bundle.json summary."""
     started = now()
+    clock = StageClock()  # stage timings and task metadata, for telemetry (bundle.json "job")
     staging = fresh_staging(job.outputs)
     staging.mkdir(parents=True)
     provenance = {
@@ -80,12 +83,14 @@ def process_bundle(job: BundleJob) -> dict:
         "diff": None,
     }
     try:
-        provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
-        summary.update(_refine_and_validate(job, staging, provenance))
+        with clock.stage("restore"):
+            provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
+        summary.update(_refine_and_validate(job, staging, provenance, clock))
     except BundleError as exc:
         job.restored.mkdir(parents=True, exist_ok=True)  # the declared output exists, empty
         summary.update(status="failed_processing", error=str(exc))
     provenance["finished"] = now()
+    summary["job"] = clock.record()
     write_json(staging / "provenance.json", provenance)
     write_json(staging / "bundle.json", summary)
     shutil.rmtree(job.outputs, ignore_errors=True)
@@ -95,17 +100,21 @@ def process_bundle(job: BundleJob) -> dict:
     return summary
 
 
-def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict) -> dict:
+def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict, clock: StageClock) -> dict:
     from sheetfill.bundle.profiles import load_profile
     from sheetfill.bundle.validation import validate
     from sheetfill.refine import refine_bundle, write_outputs
 
     profile = load_profile(job.profile)
     provenance["profile"] = {"name": profile.name, "path": str(profile.path), "sha256": profile.sha256}
+    refine_started = time.time()
     result = refine_bundle(job.restored, profile)
+    clock.sequence(refine_started, result.timings)  # read, normalise, resolve
     provenance["sources"] = result.sources
-    write_outputs(result, staging)
-    report = validate(result.records, profile, sources=result.frames)
+    with clock.stage("write"):
+        write_outputs(result, staging)
+    with clock.stage("validate"):
+        report = validate(result.records, profile, sources=result.frames)
     write_json(staging / "validation.json", report)
     failed = [r for r in report.get("results", []) if not r.get("success")]
     return {

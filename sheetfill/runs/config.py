@@ -51,6 +51,7 @@ class Settings:
     cursor_file: Path
     limits: Limits
     worker: str
+    telemetry: str = "auto"  # auto | off (sheetfill.telemetry)
 
     @property
     def backfill(self) -> bool:
@@ -156,6 +157,7 @@ def load_settings(config: dict, check_paths: bool = True) -> Settings:
             max_members=int(limits["max_members"]),
         ),
         worker=raw["worker"],
+        telemetry=raw["telemetry"],
     )
 
 

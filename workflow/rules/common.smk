@@ -48,6 +48,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.en
 os.environ["SHEETFILL_WINDOW"] = PLAN.window_json()
 os.environ["SHEETFILL_WORKER"] = SETTINGS.worker
 os.environ["SHEETFILL_LIMITS"] = json.dumps(asdict(SETTINGS.limits), sort_keys=True)
+# The run's trace context and telemetry settings (sheetfill.telemetry.context): standard library only.
+from sheetfill.telemetry import wanted as telemetry_wanted
+from sheetfill.telemetry.context import prepare_run as prepare_telemetry
+
+prepare_telemetry(
+    telemetry_wanted(SETTINGS.telemetry),
+    kind="backfill" if SETTINGS.backfill else "scheduled",
+    profile=PLAN.profile_path.stem,
+    restore_root=RESTORE_ROOT,
+)
 
 
 envvars:
@@ -55,6 +65,9 @@ envvars:
     "SHEETFILL_WINDOW",
     "SHEETFILL_WORKER",
     "SHEETFILL_LIMITS",
+    "SHEETFILL_RUN_ID",
+    "SHEETFILL_TELEMETRY",
+    "TRACEPARENT",
 
 
 if PLAN.note:

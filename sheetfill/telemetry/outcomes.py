@@ -1,0 +1,106 @@
+"""What a run did, in the terms of its metrics and spans (standard library only).
+
+Built from bundle.json summaries by the gate, or from run events by the logger plugin's sink; the
+exporter (report.py) turns the same objects into OpenTelemetry data whoever built them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FAILED = ("failed_validation", "failed_processing")
+
+
+@dataclass
+class BundleOutcome:
+    bundle: str
+    status: str  # ok | failed_validation | failed_processing | skipped
+    summary: dict = field(default_factory=dict)  # its bundle.json (empty when the job died)
+
+    @property
+    def version(self) -> str:
+        return self.bundle.split("--", 1)[1] if "--" in self.bundle else ""
+
+    @property
+    def job(self) -> dict:
+        return self.summary.get("job") or {}
+
+    @property
+    def counts(self) -> dict:
+        return self.summary.get("counts") or {}
+
+    @property
+    def expectations_failed(self) -> int:
+        return int((self.summary.get("validation") or {}).get("failed") or 0)
+
+    @property
+    def failure(self) -> str | None:
+        """The message a failed bundle's span carries."""
+        if self.status not in FAILED:
+            return None
+        if self.summary.get("error"):
+            return " ".join(str(self.summary["error"]).split())
+        validation = self.summary.get("validation") or {}
+        return f"{validation.get('failed', '?')} of {validation.get('evaluated', '?')} expectations failed"
+
+
+@dataclass
+class RunOutcome:
+    context: dict  # sheetfill.telemetry.context.current()
+    ok: bool
+    bundles: list[BundleOutcome]
+    finished: float = field(default_factory=time.time)
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "failed"
+
+
+def outcome_of(summary: dict, run_id: str | None) -> BundleOutcome:
+    """A bundle built by another run (up to date, so not re-run) counts as skipped in this one."""
+    built_by = (summary.get("job") or {}).get("run_id")
+    status = summary.get("status", "unknown") if built_by == run_id else "skipped"
+    return BundleOutcome(bundle=summary.get("bundle", "?"), status=status, summary=summary)
+
+
+def read_summary(outputs: Path) -> dict | None:
+    try:
+        summary = json.loads((Path(outputs) / "bundle.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def unreadable(bundle: str, why: str) -> BundleOutcome:
+    return BundleOutcome(bundle=bundle, status="failed_processing", summary={"bundle": bundle, "error": why})
+
+
+def report_from_gate(bundle_dirs: list, ok: bool) -> None:
+    """The gate's part: every bundle of the window, from its bundle.json. Nothing happens when off."""
+    from sheetfill.telemetry.context import current, reported_marker
+
+    context = current()
+    if not context.get("enabled"):
+        return
+    try:
+        bundles = []
+        for folder in map(Path, bundle_dirs):
+            summary = read_summary(folder)
+            bundles.append(
+                outcome_of(summary, context["run_id"]) if summary else unreadable(folder.name, "no bundle.json")
+            )
+        from sheetfill.telemetry.report import report
+
+        report(RunOutcome(context=context, ok=ok, bundles=bundles))
+        marker = reported_marker(context)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except Exception as exc:  # noqa: BLE001 - telemetry never fails the gate
+        print(
+            f"sheetfill: telemetry not reported ({type(exc).__name__}: {exc}); the run is unaffected", file=sys.stderr
+        )

@@ -1,0 +1,68 @@
+"""TelemetrySink: the logger plugin's telemetry consumer of RunEvents.
+
+The gate reports every run it closes (sheetfill.telemetry.outcomes.report_from_gate). This sink
+reports the others, whose gate never ran or never got that far: a bundle job that crashed, a
+cancelled or killed run, a run with nothing to do. It reads only RunEvents and the bundle.json of
+the bundles that finished, and imports the OpenTelemetry SDK only when it has something to export.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sheetfill.runs.events import JOB_ERROR, JOB_FINISHED, JOB_STARTED, RUN_FINISHED, RunEvent
+from sheetfill.telemetry.outcomes import BundleOutcome, RunOutcome, outcome_of, read_summary
+
+
+class TelemetrySink:
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}  # bundle -> job start
+        self.finished: list[str] = []
+        self.errors: dict[str, tuple[float, str]] = {}  # bundle -> (time, message)
+        self.done = False
+
+    def handle(self, event: RunEvent) -> None:
+        if event.kind == RUN_FINISHED:
+            self.finish(bool(event.ok), None, event.time)
+        elif not event.bundle:
+            return
+        elif event.kind == JOB_STARTED:
+            self.started[event.bundle] = event.time
+        elif event.kind == JOB_FINISHED:
+            self.finished.append(event.bundle)
+        elif event.kind == JOB_ERROR:
+            self.errors[event.bundle] = (event.time, event.message or "the bundle job failed")
+
+    def close(self) -> None:
+        self.finish(False, "the run ended before Snakemake reported its end", time.time())
+
+    def finish(self, ok: bool, error: str | None, when: float) -> None:
+        if self.done:
+            return
+        self.done = True
+        from sheetfill.telemetry.context import current, reported_marker
+
+        context = current()
+        if not context.get("enabled"):
+            return
+        marker = reported_marker(context)
+        if marker.exists():
+            marker.unlink(missing_ok=True)
+            return
+        from sheetfill.telemetry.report import report
+
+        report(RunOutcome(context=context, ok=ok, bundles=self.outcomes(context), finished=when, error=error))
+
+    def outcomes(self, context: dict) -> list[BundleOutcome]:
+        outputs = Path(context["restore_root"]) / "outputs"
+        bundles = []
+        for bundle in self.finished:
+            summary = read_summary(outputs / bundle)
+            if summary:
+                bundles.append(outcome_of(summary, context["run_id"]))
+        for bundle, (when, message) in self.errors.items():
+            job = {"run_id": context["run_id"], "started": self.started.get(bundle, when), "finished": when}
+            summary = {"bundle": bundle, "status": "failed_processing", "error": message, "job": job}
+            bundles.append(BundleOutcome(bundle=bundle, status="failed_processing", summary=summary))
+        return bundles

@@ -1,0 +1,68 @@
+"""What a bundle job tells the orchestrator about itself: stage timings and task metadata.
+
+Standard library only and a few microseconds a job: the job writes this into bundle.json ("job"),
+and the gate or the logger plugin's sink turns it into spans with these timestamps.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+
+STAGES = ("restore", "read", "normalise", "resolve", "write", "validate")
+
+
+class StageClock:
+    """Wall-clock start and end (epoch seconds) of each stage of one bundle job."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.stages: dict[str, list[float]] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.stages[name] = [start, time.time()]
+
+    def sequence(self, start: float, durations: dict) -> None:
+        """Stages that ran back to back from `start`, given as {name: seconds} (the refine timings)."""
+        for name, seconds in durations.items():
+            self.stages[name] = [start, start + seconds]
+            start += seconds
+
+    def record(self) -> dict:
+        return {
+            "run_id": os.environ.get("SHEETFILL_RUN_ID"),
+            "traceparent": os.environ.get("TRACEPARENT"),
+            "started": self.started,
+            "finished": time.time(),
+            "stages": {name: [round(t, 6) for t in span] for name, span in self.stages.items()},
+            "task": task_metadata(),
+        }
+
+
+def memory_asked_mb() -> int | None:
+    """The memory the job was granted: SLURM's allocation; local jobs ask for none."""
+    per_node = os.environ.get("SLURM_MEM_PER_NODE")
+    if per_node and per_node.isdigit():
+        return int(per_node)
+    per_cpu, cpus = os.environ.get("SLURM_MEM_PER_CPU"), os.environ.get("SLURM_CPUS_ON_NODE", "1")
+    if per_cpu and per_cpu.isdigit() and cpus.isdigit():
+        return int(per_cpu) * int(cpus)
+    return None
+
+
+def task_metadata() -> dict:
+    threads = os.environ.get("SHEETFILL_PROCESSES", "1")
+    return {
+        "threads": int(threads) if threads.isdigit() else None,
+        "memory_mb": memory_asked_mb(),
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "mode": os.environ.get("SHEETFILL_JOB_MODE", "in-process"),
+    }

@@ -1,0 +1,191 @@
+"""Telemetry end to end: real Snakemake runs on the sample archives export to a real OTLP/HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import REPO, Workflow
+from otlp_receiver import Receiver, attributes
+
+pytestmark = pytest.mark.slow
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"  # a caller's trace context
+BROKEN = "2025-09-30--v1"
+
+
+@pytest.fixture
+def sample(tmp_path):
+    """The sample archives, copied: tests may break one."""
+    root = tmp_path / "archives"
+    shutil.copytree(REPO / "sample" / "archives", root)
+    return Workflow(tmp_path, root)
+
+
+def run(workflow: Workflow, receiver_endpoint: str | None, *args, extra_env=None, **config):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SHEETFILL_", "TRACEPARENT"))}
+    if receiver_endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver_endpoint
+    env.update(extra_env or {})
+    command = workflow.command(*args, **{"since": "2025-09-29", **config})
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+
+
+def summaries(workflow: Workflow) -> dict[str, dict]:
+    folders = sorted(p for p in (workflow.restore / "outputs").iterdir() if (p / "bundle.json").exists())
+    return {p.name: json.loads((p / "bundle.json").read_text()) for p in folders}
+
+
+def total(points, **wanted) -> int:
+    """Sum of counter values (or histogram counts) over the data points with these attributes."""
+    keep = [p for p in points if all(attributes(p).get(f"sheetfill.{k}") == v for k, v in wanted.items())]
+    return sum(p.count if hasattr(p, "bucket_counts") else p.as_int for p in keep)
+
+
+def assert_counters_match(metrics: dict, built: dict[str, dict]) -> None:
+    for status in ("ok", "failed_validation", "failed_processing"):
+        expected = sum(s["status"] == status for s in built.values())
+        assert total(metrics["sheetfill.bundles"], status=status) == expected, status
+    for name, read in [
+        ("sheetfill.rows.in", lambda s: (s["counts"] or {}).get("rows_in", 0)),
+        ("sheetfill.records.out", lambda s: (s["counts"] or {}).get("records_out", 0)),
+        ("sheetfill.expectations.failed", lambda s: (s["validation"] or {}).get("failed", 0)),
+    ]:
+        for version in {b.split("--")[1] for b in built}:
+            expected = sum(read(s) for b, s in built.items() if b.endswith(f"--{version}"))
+            assert total(metrics[name], version=version) == expected, (name, version)
+
+
+def test_run_exports_metrics_and_one_trace_with_the_failing_bundle_in_error(sample):
+    (sample.archives / "2025-09-30" / "hotpass-inputs-v1.zip").write_bytes(b"not a zip at all")
+    with Receiver() as receiver:
+        done = run(sample, receiver.endpoint, extra_env={"TRACEPARENT": PARENT, "OTEL_SERVICE_NAME": "sheetfill-test"})
+    assert done.returncode == 1, done.stderr  # the broken bundle fails the run, telemetry or not
+    built = summaries(sample)
+    assert built[BROKEN]["status"] == "failed_processing" and len(built) == 6
+    metrics = receiver.metrics()
+    assert total(metrics["sheetfill.bundle.duration"]) == len(built)
+    assert total(metrics["sheetfill.run.duration"], status="failed", kind="backfill", profile="aviation") == 1
+    assert_counters_match(metrics, built)
+    assert {a for p in metrics["sheetfill.bundles"] for a in attributes(p)} == {
+        "sheetfill.kind",
+        "sheetfill.profile",
+        "sheetfill.version",
+        "sheetfill.status",
+    }
+    assert {r["service.name"] for r in receiver.resources()} == {"sheetfill-test"}
+
+    spans = receiver.spans()
+    assert len({s.trace_id for s in spans}) == 1 and spans[0].trace_id.hex() == PARENT.split("-")[1]
+    (root,) = [s for s in spans if s.name == "sheetfill.run"]
+    assert root.parent_span_id.hex() == PARENT.split("-")[2]
+    bundles = {attributes(s)["sheetfill.bundle"]: s for s in spans if s.name == "sheetfill.bundle"}
+    assert set(bundles) == set(built)
+    assert all(s.parent_span_id == root.span_id for s in bundles.values())
+    broken = bundles[BROKEN]
+    assert broken.status.code == broken.status.STATUS_CODE_ERROR and "not a readable zip" in broken.status.message
+    assert [e.name for e in broken.events] == ["sheetfill.failure"]
+    assert root.status.code == root.status.STATUS_CODE_ERROR
+    healthy = bundles["2025-09-29--v1"]
+    assert healthy.status.code != healthy.status.STATUS_CODE_ERROR
+    stages = [s for s in spans if s.parent_span_id == healthy.span_id]
+    assert sorted(s.name for s in stages) == sorted(["restore", "read", "normalise", "resolve", "write", "validate"])
+    assert all(healthy.start_time_unix_nano <= s.start_time_unix_nano <= s.end_time_unix_nano for s in stages)
+    task = attributes(healthy)
+    assert task["host.name"] == socket.gethostname() and task["sheetfill.task.threads"] == 1
+    assert task["sheetfill.task.mode"] in ("worker", "in-process") and "slurm.job_id" not in task
+    # the jobs ran under the run span's trace context (TRACEPARENT reached them)
+    run_context = f"00-{root.trace_id.hex()}-{root.span_id.hex()}-01"
+    assert {s["job"]["traceparent"] for s in built.values()} == {run_context}
+
+
+def test_bundles_of_an_earlier_run_count_as_skipped(sample):
+    assert run(sample, None).returncode == 0  # telemetry unset: nothing exported, nothing needed
+    with Receiver() as receiver:
+        done = run(sample, receiver.endpoint, "--forcerun", "gate")
+    assert done.returncode == 0, done.stderr
+    metrics = receiver.metrics()
+    assert total(metrics["sheetfill.bundles"], status="skipped") == len(summaries(sample)) == 6
+    assert "sheetfill.bundle.duration" not in metrics and total(metrics["sheetfill.run.duration"], status="ok") == 1
+    assert [s.name for s in receiver.spans()] == ["sheetfill.run"]
+
+
+def strict_profile(tmp_path, built: dict[str, dict]):
+    """The aviation profile plus an expectation that only the bigger half of the bundles meet."""
+    from sheetfill.bundle.profiles import resolve_profile_path
+
+    records = sorted(s["counts"]["records_out"] for s in built.values())
+    profile = yaml.safe_load(resolve_profile_path("aviation").read_text())
+    profile["expectations"].append({"name": "enough_records", "check": "row_count", "min": records[3]})
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    return str(path)
+
+
+def test_validation_failing_run_still_flushes_metrics_with_its_exit_code(sample, tmp_path):
+    assert run(sample, None).returncode == 0
+    profile = strict_profile(tmp_path, summaries(sample))
+    with Receiver() as receiver:
+        off = run(sample, receiver.endpoint, profile=profile, telemetry="off")
+        assert receiver.requests == {"/v1/metrics": [], "/v1/traces": []}  # `telemetry: off` wins over OTEL_*
+        shutil.rmtree(sample.restore)
+        on = run(sample, receiver.endpoint, profile=profile)
+    assert off.returncode == on.returncode == 1 and "FAILED validation" in on.stderr
+    built = summaries(sample)
+    assert {s["status"] for s in built.values()} == {"ok", "failed_validation"}
+    metrics = receiver.metrics()
+    assert_counters_match(metrics, built)
+    assert total(metrics["sheetfill.expectations.failed"]) == sum(s["validation"]["failed"] for s in built.values())
+    assert total(metrics["sheetfill.run.duration"], status="failed") == 1
+    failing = [s for s in receiver.spans() if attributes(s).get("sheetfill.status") == "failed_validation"]
+    assert failing and all("expectations failed" in s.status.message for s in failing)
+
+
+def test_a_silent_collector_never_fails_the_run(sample):
+    silent = socket.socket()  # accepts connections (backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        done = run(sample, endpoint, extra_env={"OTEL_EXPORTER_OTLP_TIMEOUT": "1"}, until="2025-09-29")
+    finally:
+        silent.close()
+    assert done.returncode == 0, done.stderr
+    assert "sheetfill: telemetry: metrics NOT exported, traces NOT exported" in done.stderr
+    assert {s["status"] for s in summaries(sample).values()} == {"ok"}
+
+
+def test_telemetry_off_imports_no_opentelemetry(tmp_path):
+    """The job's, the Snakefile's and the gate's telemetry code with telemetry unset, and the same code on."""
+    script = f"""
+import json, sys
+from pathlib import Path
+from sheetfill.telemetry import wanted
+from sheetfill.telemetry.context import prepare_run
+from sheetfill.telemetry.outcomes import report_from_gate
+from sheetfill.telemetry.sink import TelemetrySink
+from sheetfill.telemetry.stages import StageClock
+from sheetfill.runs.events import RunEvent
+prepare_run(wanted("auto"), kind="backfill", profile="aviation", restore_root={str(tmp_path)!r})
+folder = Path({str(tmp_path)!r}) / "outputs" / "2025-09-29--v1"
+folder.mkdir(parents=True)
+(folder / "bundle.json").write_text(json.dumps({{"bundle": folder.name, "status": "ok", "job": StageClock().record()}}))
+report_from_gate([folder], True)
+sink = TelemetrySink()
+sink.handle(RunEvent("run_finished", ok=False))
+print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SHEETFILL_", "TRACEPARENT"))}
+    off = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert off.returncode == 0 and off.stdout.strip() == "[]", off.stderr
+    shutil.rmtree(tmp_path / "outputs")
+    with Receiver() as receiver:
+        on_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        on = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=on_env, timeout=60)
+    assert on.returncode == 0 and "opentelemetry.sdk.metrics" in on.stdout, on.stderr
+    assert len(receiver.requests["/v1/metrics"]) == 1  # the gate reported; the sink saw its marker
