@@ -1,5 +1,6 @@
 """Snakemake `script:` adapter for the gate: print the per-bundle summary, fail the run on any failure."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ text, ok = close_run(
     window=snakemake.params.window,  # noqa: F821
     record=Path(snakemake.output[0]),  # noqa: F821
     cursor_file=Path(snakemake.params.cursor_file),  # noqa: F821
+    run_id=os.environ.get("SHEETFILL_RUN_ID"),  # declared in envvars: the same id as the ledger's
 )
 Path(snakemake.log[0]).write_text(text + "\n")  # noqa: F821
 print(text, file=sys.stderr)

@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,7 @@ class RunResult:
     bundles: list[BundleResult] = field(default_factory=list)
     note: str = ""
     up_to_date: int = 0  # dry run: bundles of the window that need no work
+    run_id: str | None = None  # the run in the ledger (`sheetfill runs show ID`)
 
     @property
     def failed(self) -> list[BundleResult]:
@@ -74,6 +78,7 @@ def run(
     cursor_file=None,
     forcerun: tuple[str, ...] = (),
     quiet: bool = True,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run (or with dry_run, plan) the window; bad input raises sheetfill.errors.SheetfillError."""
     overrides = build_config(
@@ -92,9 +97,26 @@ def run(
         return RunResult(ok=True, note=plan.note)
     if dry_run:
         return _dry_run(plan, overrides, forcerun)
-    _execute(overrides, cores=cores, forcerun=forcerun, quiet=quiet)
+    with _run_id(run_id) as current:
+        _execute(overrides, cores=cores, forcerun=forcerun, quiet=quiet)
     bundles = [_result(plan, b) for b in plan.bundles]
-    return RunResult(ok=all(b.status == "ok" for b in bundles), bundles=bundles)
+    return RunResult(ok=all(b.status == "ok" for b in bundles), bundles=bundles, run_id=current)
+
+
+@contextlib.contextmanager
+def _run_id(run_id: str | None):
+    """SHEETFILL_RUN_ID for one run in this process: the given id or a new one, restored afterwards."""
+    from sheetfill.runs.events import RUN_ID_VARIABLE, new_run_id
+
+    before = os.environ.get(RUN_ID_VARIABLE)
+    os.environ[RUN_ID_VARIABLE] = run_id or new_run_id()
+    try:
+        yield os.environ[RUN_ID_VARIABLE]
+    finally:
+        if before is None:
+            os.environ.pop(RUN_ID_VARIABLE, None)
+        else:
+            os.environ[RUN_ID_VARIABLE] = before
 
 
 def base_config() -> dict:
@@ -133,6 +155,20 @@ def _result(plan: Plan, bundle: str) -> BundleResult:
     return BundleResult(bundle, summary["status"], summary.get("error"), outputs)
 
 
+def _logger_plugin_settings():
+    """The sheetfill logger plugin (the run ledger), registered even when plugin discovery cannot see it."""
+    import importlib
+
+    from snakemake_interface_logger_plugins.registry import LoggerPluginRegistry
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.append(str(REPO_ROOT))  # an editable install hides top-level packages other than sheetfill
+    plugin = importlib.import_module("snakemake_logger_plugin_sheetfill")
+
+    LoggerPluginRegistry().register_plugin(plugin.__name__, plugin)
+    return plugin.LogHandlerSettings()
+
+
 def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -> None:
     """Run Snakemake in this process. Failures surface through the bundles' statuses."""
     from snakemake.api import SnakemakeApi
@@ -147,7 +183,11 @@ def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -
         SchedulingSettings,
     )
 
-    output = OutputSettings(quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None, show_failed_logs=True)
+    output = OutputSettings(
+        quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None,
+        show_failed_logs=True,
+        log_handler_settings={"sheetfill": _logger_plugin_settings()},
+    )
     with SnakemakeApi(output) as api:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=cores),

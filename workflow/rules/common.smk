@@ -16,7 +16,9 @@ gc.set_threshold(50_000, 20, 20)
 sys.path.insert(0, workflow.basedir)  # always the sheetfill that ships with this Snakefile
 
 from sheetfill.errors import SheetfillError
+from sheetfill.runs.events import current_run_id
 from sheetfill.runs.plan import make_plan
+from sheetfill.runs.recorder import announce_run
 
 try:
     # Validates config against workflow/schemas/config.schema.yaml (defaults filled in),
@@ -58,6 +60,9 @@ prepare_telemetry(
     profile=PLAN.profile_path.stem,
     restore_root=RESTORE_ROOT,
 )
+# The run id: the front end's (CLI, API, service) or a new one; the logger plugin records the run under it.
+RUN_ID = current_run_id()
+announce_run(RUN_ID, PLAN)
 
 
 envvars:

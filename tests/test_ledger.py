@@ -1,0 +1,95 @@
+"""The run ledger and the logger plugin that feeds it, on real SQLite files and real Snakemake runs."""
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+import sheetfill
+from sheetfill.runs.ledger import Ledger, ledger_path
+from sheetfill.runs.recorder import mark_stale_runs
+
+
+def test_ledger_keeps_runs_slots_and_numbered_events(tmp_path):
+    ledger = Ledger.for_root(tmp_path)
+    ledger.create_run("r1", bundles=["2025-09-29--v1", "2025-09-29--v2"], kind="backfill", versions=["v1", "v2"])
+    ledger.create_run("r2", bundles=["2025-09-29--v1"], kind="scheduled")
+    ledger.update_slot("r1", "2025-09-29--v1", status="ok", rows_in=10, records_out=7)
+    ledger.update_slot("r1", "2025-09-29--v2", status="failed_validation", error="2 of 9 expectations failed")
+    ledger.update_slot("r2", "2025-09-29--v1", status="skipped", reason="up to date")
+    seqs = [ledger.add_event("r1", "job_started", {"bundle": b}) for b in ("a", "b", "c")]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert [e["data"]["bundle"] for e in ledger.events("r1", after=seqs[0])] == ["b", "c"]
+    assert ledger.run("r1")["versions"] == ["v1", "v2"] and ledger.run("missing") is None
+    assert [r["id"] for r in ledger.runs()] == ["r2", "r1"]  # newest first
+    assert ledger.counts("r1") == {"ok": 1, "failed_validation": 1}
+    latest = {b["bundle"]: (b["run_id"], b["status"]) for b in ledger.latest_bundles()}
+    # a later run that skipped the bundle does not hide the result that is on disk
+    assert latest == {"2025-09-29--v1": ("r1", "ok"), "2025-09-29--v2": ("r1", "failed_validation")}
+    assert [b["bundle"] for b in ledger.latest_bundles(version="v2")] == ["2025-09-29--v2"]
+    assert ledger.count_latest_bundles(status="ok", since="2025-09-30") == 0
+    assert ledger.set_status("r1", "running", only_from=("queued",))
+    assert not ledger.set_status("r1", "running", only_from=("queued",))
+    ledger.close()
+    mode = sqlite3.connect(ledger_path(tmp_path)).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_a_run_that_stopped_beating_is_failed_with_the_reason(tmp_path):
+    ledger = Ledger.for_root(tmp_path)
+    ledger.create_run("old", status="running", bundles=["2025-09-29--v1"], heartbeat=time.time() - 100, pid=4242)
+    ledger.create_run("alive", status="running", heartbeat=time.time())
+    ledger.create_run("waiting", status="queued")
+    assert mark_stale_runs(ledger, timeout_s=30) == ["old"]
+    run = ledger.run("old")
+    assert run["status"] == "failed" and "heartbeat timeout" in run["error"] and "4242" in run["error"]
+    assert [s["status"] for s in ledger.slots("old")] == ["not_run"]
+    assert ledger.run("alive")["status"] == "running" and ledger.run("waiting")["status"] == "queued"
+
+
+def _ledger_runs(restore):
+    ledger = Ledger.for_root(restore)
+    try:
+        return [(run, ledger.slots(run["id"]), ledger.events(run["id"])) for run in reversed(ledger.runs())]
+    finally:
+        ledger.close()
+
+
+@pytest.mark.slow
+def test_plain_snakemake_run_is_recorded_under_the_gates_run_id(workflow, archives):
+    (archives / "2025-09-30" / "hotpass-inputs-v2.zip").write_bytes(b"garbage")
+    first = workflow.run("--logger-sheetfill-heartbeat", "0.2", check=False, since="2025-09-29", until="2025-09-30")
+    assert first.returncode != 0
+    workflow.run(since="2025-09-29", until="2025-09-29")  # the next run: nothing to do
+    (run, slots, events), (again, again_slots, _) = _ledger_runs(workflow.restore)
+    assert f"sheetfill run {run['id']}" in first.stderr  # the gate's summary (its record is deleted: it failed)
+    assert run["status"] == "completed_with_failures" and run["kind"] == "backfill" and run["origin"] == "snakemake"
+    assert {s["bundle"]: s["status"] for s in slots} == {
+        "2025-09-29--v1": "ok",
+        "2025-09-29--v2": "ok",
+        "2025-09-30--v1": "ok",
+        "2025-09-30--v2": "failed_processing",
+    }
+    ok = next(s for s in slots if s["bundle"] == "2025-09-29--v1")
+    assert ok["rows_in"] > 0 and ok["records_out"] > 0 and ok["duration_s"] > 0 and "Missing output" in ok["reason"]
+    assert "not a readable zip" in next(s["error"] for s in slots if s["status"] == "failed_processing")
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds.count("job_started") == kinds.count("job_finished") + kinds.count("job_error")
+    assert run["heartbeat"] > run["started"]
+    assert again["status"] == "succeeded" and {s["status"] for s in again_slots} == {"skipped"}
+    assert len(again_slots) == 2
+
+
+@pytest.mark.slow
+def test_python_api_hands_its_run_id_to_the_ledger_and_the_gate(archives, tmp_path):
+    restore = tmp_path / "restore"
+    result = sheetfill.run(since="2025-10-01", versions=["v1"], archive_root=archives, restore_root=restore, cores=2)
+    again = sheetfill.run(since="2025-10-01", versions=["v1"], archive_root=archives, restore_root=restore, cores=2)
+    assert result.ok and result.run_id and again.run_id != result.run_id
+    [(run, slots, _), (second, _, _)] = _ledger_runs(restore)
+    assert (run["id"], second["id"]) == (result.run_id, again.run_id)
+    assert run["status"] == "succeeded" and [(s["bundle"], s["status"]) for s in slots] == [("2025-10-01--v1", "ok")]
+    record = json.loads((restore / "outputs" / "runs" / "2025-10-01_newest_v1.json").read_text())
+    assert record["run_id"] == result.run_id
