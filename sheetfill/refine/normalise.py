@@ -29,6 +29,7 @@ from sheetfill.refine.values import (
     name_match_key,
     normalise_date,
     normalise_key,
+    normalise_list,
     normalise_org_name,
     normalise_person_name,
     normalise_province,
@@ -57,6 +58,7 @@ def normaliser_for(field_type: str, profile_data: dict) -> Callable[[str], Norma
         "website": normalise_website,
         "key": normalise_key,
         "date": normalise_date,
+        "list": normalise_list,
     }[field_type]
 
 

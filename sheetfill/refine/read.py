@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import fnmatch
 import io
-import re
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -25,13 +22,13 @@ import pandas as pd
 from sheetfill.errors import BundleError
 from sheetfill.refine.arrays import join_nonempty, object_frame, repeated
 from sheetfill.refine.parallel import usable_processes
+from sheetfill.refine.sources import find_source, header_key
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
 HEADER_SCAN_ROWS = 10  # title rows above the header are common in hand-kept sheets
 READ_BLOCK_ROWS = 65_536
 READ_THREADS = 2  # more only adds memory: the GIL-bound conversion is the other half
 META_COLUMNS = ["_file", "_sheet", "_row", "_source", "_priority"]
-NON_ALNUM = re.compile(r"[\W_]+")
 
 
 @dataclass
@@ -43,15 +40,17 @@ class SheetInfo:
     rows: int = 0
     source: str | None = None
     note: str = "read"
+    matched_by: str = ""  # "file name" or "header row" (sources.find_source); "" when skipped
 
     def as_dict(self) -> dict:
-        return {"file": self.file, "sheet": self.sheet, "rows": self.rows, "source": self.source, "note": self.note}
-
-
-def header_key(text) -> str:
-    """'Contact  Email-Address ' and 'contact_email_address' both give 'contactemailaddress'."""
-    folded = unicodedata.normalize("NFKD", str(text).casefold())
-    return NON_ALNUM.sub("", "".join(ch for ch in folded if not unicodedata.combining(ch)))
+        return {
+            "file": self.file,
+            "sheet": self.sheet,
+            "rows": self.rows,
+            "source": self.source,
+            "matched_by": self.matched_by,
+            "note": self.note,
+        }
 
 
 def find_spreadsheets(bundle_dir: Path) -> list[Path]:
@@ -102,17 +101,6 @@ class ColumnMapper:
             if field:
                 positions.setdefault(field, []).append(index)
         return positions
-
-
-def match_source(profile_data: dict, file_name: str, sheet_name: str | None) -> dict | None:
-    """First profile source whose file glob (and sheet list, if any) matches."""
-    for source in profile_data["sources"]:
-        if not fnmatch.fnmatch(file_name.casefold(), source["files"].casefold()):
-            continue
-        sheets = source.get("sheets")
-        if sheet_name is None or not sheets or header_key(sheet_name) in {header_key(s) for s in sheets}:
-            return source
-    return None
 
 
 def cell_text(value) -> str:
@@ -170,9 +158,8 @@ def rows_to_frame(rows, header_index: int, positions: dict[str, list[int]]) -> p
     return object_frame({"_row": numbers[has_value], **{f: c[has_value] for f, c in data.items()}})
 
 
-def read_table(rows_iter, mapper: ColumnMapper, where: str) -> tuple[pd.DataFrame | None, str]:
-    """Find the header in the first rows, map it, read the rest of the rows under it."""
-    head = list(islice(rows_iter, HEADER_SCAN_ROWS))
+def read_table(head: list, rows_iter, mapper: ColumnMapper, where: str) -> tuple[pd.DataFrame | None, str]:
+    """Find the header in the first rows (head), map it, read the rest of the rows under it."""
     header_index = mapper.find_header(head)
     if header_index is None:
         list(rows_iter)  # drain the iterator so the workbook is released promptly
@@ -197,17 +184,9 @@ def read_workbook(path: Path, relative: str, profile_data: dict) -> list[tuple[S
         workbook = CalamineWorkbook.from_path(str(path))
         with workbook:
             for sheet_name in workbook.sheet_names:
-                source = match_source(profile_data, path.name, sheet_name)
-                info = SheetInfo(relative, sheet_name, source=source and source["name"])
-                if source is None:
-                    info.note = "skipped: no profile source"
-                    results.append((info, None))
-                    continue
-                sheet = workbook.get_sheet_by_name(sheet_name)
-                frame, info.note = read_table(
-                    iter(sheet.iter_rows()), ColumnMapper(profile_data, source), f"{relative} sheet {sheet_name!r}"
-                )
-                results.append((info, _tag(frame, info, source)))
+                rows = iter(workbook.get_sheet_by_name(sheet_name).iter_rows())
+                where = f"{relative} sheet {sheet_name!r}"
+                results.append(read_sheet(rows, SheetInfo(relative, sheet_name), path.name, profile_data, where))
     except CalamineError as exc:
         raise BundleError(f"{relative}: unreadable workbook ({exc}); re-export it as .xlsx") from None
     return results
@@ -226,19 +205,24 @@ def decode_csv(path: Path, relative: str) -> str:
 def read_csv_file(path: Path, relative: str, profile_data: dict) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
     text = decode_csv(path, relative)
     sheet_name = path.stem  # a CSV is one sheet; its name is the file stem
-    source = match_source(profile_data, path.name, None)
-    info = SheetInfo(relative, sheet_name, source=source and source["name"])
-    if source is None:
-        info.note = "skipped: no profile source"
-        return [(info, None)]
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    frame, info.note = read_table(
-        csv.reader(io.StringIO(text), dialect), ColumnMapper(profile_data, source), f"{relative}"
-    )
-    return [(info, _tag(frame, info, source))]
+    rows = csv.reader(io.StringIO(text), dialect)
+    return [read_sheet(rows, SheetInfo(relative, sheet_name), path.name, profile_data, relative, csv_file=True)]
+
+
+def read_sheet(rows, info: SheetInfo, file_name: str, profile_data: dict, where: str, csv_file: bool = False):
+    """(info, tagged frame or None) for one sheet: its source found by name or header row, then read."""
+    head = list(islice(rows, HEADER_SCAN_ROWS))
+    source, info.matched_by = find_source(profile_data, file_name, None if csv_file else info.sheet, head)
+    if source is None:
+        info.note = "skipped: no profile source"
+        return info, None
+    info.source = source["name"]
+    frame, info.note = read_table(head, rows, ColumnMapper(profile_data, source), where)
+    return info, _tag(frame, info, source)
 
 
 def _tag(frame: pd.DataFrame | None, info: SheetInfo, source: dict) -> pd.DataFrame | None:

@@ -32,6 +32,16 @@ from sheetfill.refine.normalise import name_field_of, output_fields
 DERIVED_TYPES = {"emails": "email", "phones": "phone"}
 
 
+def newest_rows(dates: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per cluster, the first row holding its latest ISO date (-1 when it has none)."""
+    has = np.flatnonzero(present(dates))
+    if not len(has):
+        return np.full(n_clusters, -1, dtype=np.int64)
+    ranks = pd.Series(dates[has]).rank(method="dense", ascending=False).to_numpy()
+    latest_first = has[np.lexsort((has, ranks))]
+    return first_per_group(cluster[latest_first], latest_first, n_clusters)
+
+
 def row_refs(rows: pd.DataFrame) -> np.ndarray:
     """'["file","sheet",row]' per row: the address of a source row."""
     places = pd.Series(column(rows, "_file")) + "\x1f" + column(rows, "_sheet")
@@ -142,6 +152,9 @@ def build_records(
     n_clusters = int(cluster.max()) + 1 if len(cluster) else 0
     preference = Preference(rows, cluster, settings.get("recency_field"))
     source, order = chosen_rows(codes, fields, contact_fields, cluster, n_clusters, preference)
+    recency_field = settings.get("recency_field")
+    if recency_field in source:  # the last interaction: the newest date, whichever source has it
+        source[recency_field] = newest_rows(column(rows, recency_field), cluster, n_clusters)
     chosen = {f: take(column(rows, f), source[f]) for f in fields}
 
     refs = row_refs(rows)
@@ -156,17 +169,24 @@ def build_records(
     for field in reversed(link_fields):  # the first link field with a value wins
         identity = np.where(present(chosen[field]), chosen[field], identity)
     records = {"record_id": record_ids(chosen_keys, refs[first_row], identity)}
+    list_fields = {f for f, s in fields_spec.items() if s["type"] == "list"}
     for name in output_columns:
         if name in DERIVED_TYPES:
             sources = [f"{f}__all" for f, s in fields_spec.items() if s["type"] == DERIVED_TYPES[name]]
             records[name] = collect_all(rows, sources, cluster, order, n_clusters)
+        elif name in list_fields:
+            records[name] = collect_all(rows, [name], cluster, order, n_clusters)
         else:
             records[name] = chosen[name]
     records["source_count"] = np.bincount(cluster, minlength=n_clusters).astype(np.int64)
     records["source_rows"] = "[" + join_by_group(cluster, refs, ",", n_clusters) + "]"
     explained = {f: source[f] for f in output_columns if f in source}
+    # a list field holds every distinct item of its rows: there is nothing it was chosen over
     alternatives_by_field = {
-        f: alternatives(column(rows, f), codes[f], source[f], cluster, order, n_clusters) for f in explained
+        f: alternatives(column(rows, f), codes[f], source[f], cluster, order, n_clusters)
+        if f not in list_fields
+        else repeated("", n_clusters)
+        for f in explained
     }
     records["provenance"] = provenance_json(explained, position_in_cluster(cluster), alternatives_by_field, n_clusters)
     frame = object_frame(records)

@@ -146,6 +146,21 @@ def normalise_province(text: str, lookup: dict[str, str]) -> Normalised:
     return Normalised(canonical, (canonical,))
 
 
+LIST_SEPARATORS = re.compile(r"\s*[;,|\n]+\s*")
+
+
+def normalise_list(text: str) -> Normalised:
+    """'C172, PA28; C172' -> 'C172; PA28': distinct items in first-seen order (a record merges every
+    distinct item of all its rows)."""
+    items = list(
+        dict.fromkeys(item for item in LIST_SEPARATORS.split(text) if item and item.casefold() not in PLACEHOLDERS)
+    )
+    if not items:
+        return EMPTY
+    joined = "; ".join(items)
+    return Normalised(joined, (joined,))
+
+
 def normalise_key(text: str) -> Normalised:
     key = text.casefold()
     return Normalised(key, (key,))

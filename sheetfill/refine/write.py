@@ -103,7 +103,9 @@ def summary_rows(result) -> list[tuple[str, object]]:
         rows.append(
             (
                 f"sheet: {source['file']} | {source['sheet']}",
-                f"{source['rows']} rows, source {source['source'] or '-'}, {source['note']}",
+                f"{source['rows']} rows, source {source['source'] or '-'}"
+                + (f" (matched by {source['matched_by']})" if source.get("matched_by") else "")
+                + f", {source['note']}",
             )
         )
     return rows

@@ -1,0 +1,101 @@
+"""Refine fidelity rules of issue 13, each on a small real workbook built here with openpyxl."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sheetfill.bundle.profiles import load_profile
+from sheetfill.refine import refine_bundle, write_outputs
+
+openpyxl = pytest.importorskip("openpyxl")
+
+SACAA_HEADER = [
+    "Name of Organisation",
+    "Province",
+    "Status",
+    "Website URL",
+    "Contact Person",
+    "Contact Number",
+    "Contact Email Address",
+]
+ORGANISATION_HEADER = ["Organisation Name", "ID", "Reachout Date", "Area", "Type", "Website", "Address", "Planes"]
+ORGANISATION_HEADER += ["Description Type", "Notes"]
+CONTACT_INFO_HEADER = ["ID", "Organisation Name", "Reachout Date", "Firstname", "Surname", "Position", "Phone"]
+CONTACT_INFO_HEADER += ["WhatsApp", "Email"]
+COMPANY_HEADER = ["C_ID", "Company", "Last_Order_Date", "Category", "Priority", "Status", "Website"]
+PEOPLE_HEADER = ["C_ID", "Company", "Status", "FirstName", "Surname", "Position", "Cellnumber", "Email"]
+
+
+def write_workbook(path, sheets: dict[str, list[list]]) -> None:
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for name, rows in sheets.items():
+        sheet = workbook.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    workbook.save(path)
+
+
+def refine(folder):
+    return refine_bundle(folder, load_profile("aviation"))
+
+
+def by_name(result) -> dict:
+    return {r["organization_name"]: r for r in result.records.to_dict("records")}
+
+
+def test_renamed_workbook_is_recognised_by_its_header_row(tmp_path):
+    write_workbook(
+        tmp_path / "registry.xlsx",
+        {"Sheet A": [SACAA_HEADER, ["Acme Aviation", "GP", "Active", "acme.co.za", "Jo Soap", "0115551234", ""]]},
+    )
+    write_workbook(tmp_path / "notes.xlsx", {"Misc": [["Anything", "Else"], ["x", "y"]]})
+    result = refine(tmp_path)
+    sheets = {(s["file"], s["sheet"]): s for s in result.sources}
+    assert sheets[("registry.xlsx", "Sheet A")]["source"] == "sacaa"
+    assert sheets[("registry.xlsx", "Sheet A")]["matched_by"] == "header row"
+    assert sheets[("notes.xlsx", "Misc")]["note"] == "skipped: no profile source"
+    assert sheets[("notes.xlsx", "Misc")]["matched_by"] == ""
+    assert by_name(result)["Acme Aviation"]["province"] == "Gauteng"
+    out = write_outputs(result, tmp_path / "out")
+    summary = openpyxl.load_workbook(out[0])["Summary"]
+    lines = [row[1] for row in summary.iter_rows(values_only=True) if str(row[0]).startswith("sheet: registry")]
+    assert lines == ["1 rows, source sacaa (matched by header row), read"]
+
+
+def test_sheet_matched_by_file_name_says_so(tmp_path):
+    write_workbook(tmp_path / "SACAA 2025.xlsx", {"Cleaned": [SACAA_HEADER, ["Acme Aviation", "", "", "", "", "", ""]]})
+    (sheet,) = refine(tmp_path).sources
+    assert (sheet["source"], sheet["matched_by"]) == ("sacaa", "file name")
+
+
+def test_hotpass_fields_are_kept_planes_merge_every_distinct_value(tmp_path):
+    write_workbook(
+        tmp_path / "Reachout Database.xlsx",
+        {
+            "Organisation": [
+                ORGANISATION_HEADER,
+                ["Acme Aviation", 1, "2025-03-01", "Gauteng", "Fixed-wing", "acme.co.za", "1 Hangar Rd", "C172, PA28"]
+                + ["Ab initio school", "call back"],
+                ["ACME AVIATION", 2, "2025-07-09", "GP", "", "", "", "C172; Sling 2", "", ""],
+            ],
+        },
+    )
+    write_workbook(
+        tmp_path / "Contact Database.xlsx",
+        {"Company_Cat": [COMPANY_HEADER, [7, "Acme Aviation", "2025-05-05", "ATO", "High", "Contacted", ""]]},
+    )
+    result = refine(tmp_path)
+    (record,) = result.records.to_dict("records")
+    assert record["planes"] == "C172; PA28; Sling 2"
+    assert record["province"] == "Gauteng"  # Reachout's Area holds provinces
+    assert (record["organisation_type"], record["category"]) == ("Fixed-wing", "ATO")
+    assert (record["status"], record["priority"]) == ("Contacted", "High")
+    assert (record["description"], record["notes"]) == ("Ab initio school", "call back")
+    assert record["last_interaction_date"] == "2025-07-09"  # the newest, not the preferred source's
+    provenance = json.loads(record["provenance"])
+    rows = json.loads(record["source_rows"])
+    assert rows[provenance["last_interaction_date"]["row"]][2] == 3
+    assert "alternatives" not in provenance["planes"]
