@@ -95,7 +95,9 @@ def main() -> int:
     print(f"  contact/address-only records, org in bundle:   {figures['contact_only_with_org_in_bundle']}  (goal 0)")
     print(f"  records with planes:                           {figures['records_with_planes']}  (goal >= 30)")
     for sheet in result.sources:
-        print(f"    {sheet['file']} | {sheet['sheet']}: {sheet['rows']} rows, {sheet['source'] or '-'}, {sheet['note']}")
+        print(
+            f"    {sheet['file']} | {sheet['sheet']}: {sheet['rows']} rows, {sheet['source'] or '-'}, {sheet['note']}"
+        )
     return 0
 
 

@@ -99,3 +99,97 @@ def test_hotpass_fields_are_kept_planes_merge_every_distinct_value(tmp_path):
     rows = json.loads(record["source_rows"])
     assert rows[provenance["last_interaction_date"]["row"]][2] == 3
     assert "alternatives" not in provenance["planes"]
+
+
+@pytest.mark.parametrize("blank", ["", 0])
+def test_contacts_with_a_blank_link_key_attach_to_their_organisation_by_name(tmp_path, blank):
+    write_workbook(
+        tmp_path / "Contact Database.xlsx",
+        {
+            "Company_Cat": [COMPANY_HEADER, [1, "Acme Aviation", "", "ATO", "", "", "acme.co.za"]],
+            "Company_Contacts": [
+                PEOPLE_HEADER,
+                [blank, "Acme Aviation", "Active", "Jo", "Soap", "CFI", "0825550001", "jo@acme.co.za"],
+                [blank, "Acme Aviation", "Active", "Sam", "Bee", "Owner", "0825550002", "sam@gmail.com"],
+            ],
+        },
+    )
+    result = refine(tmp_path)
+    (record,) = result.records.to_dict("records")  # with C_ID filled in it is one record too
+    assert record["source_count"] == 3
+    assert set(record["phones"].split("; ")) == {"+27825550001", "+27825550002"}
+
+
+def test_a_contact_joins_the_same_named_organisation_whose_domain_is_its_e_mail_domain(tmp_path):
+    write_workbook(
+        tmp_path / "Contact Database.xlsx",
+        {
+            "Company_Cat": [
+                COMPANY_HEADER,
+                [1, "Blue Sky Aviation", "", "", "", "", "bluesky-ct.co.za"],
+                [2, "Blue Sky Aviation", "", "", "", "", "bluesky-jhb.co.za"],
+            ],
+            "Company_Contacts": [
+                PEOPLE_HEADER,
+                ["", "Blue Sky Aviation", "", "Jo", "Soap", "", "", "jo@bluesky-jhb.co.za"],
+            ],
+        },
+    )
+    records = refine(tmp_path).records
+    assert sorted(records["source_count"].tolist()) == [1, 2]
+    joined = records[records["source_count"] == 2].iloc[0]
+    assert joined["website"] == "https://bluesky-jhb.co.za"
+
+
+def sacaa_rows(*rows):
+    return {"Cleaned": [SACAA_HEADER, *rows]}
+
+
+def test_a_website_host_shared_by_differently_named_organisations_is_not_identity(tmp_path):
+    write_workbook(
+        tmp_path / "SACAA.xlsx",
+        sacaa_rows(
+            ["Paramount Aerospace Systems", "", "", "https://paramountgroup.biz/aerospace", "", "", ""],
+            ["Paramount Advanced Technologies", "", "", "paramountgroup.biz", "", "", ""],
+            ["Paramount Group", "", "", "www.paramountgroup.biz/", "", "", ""],
+        ),
+    )
+    assert len(refine(tmp_path).records) == 3
+
+
+def test_hosts_are_compared_without_their_path(tmp_path):
+    write_workbook(
+        tmp_path / "SACAA.xlsx",
+        sacaa_rows(
+            ["Fuze Aviation Academy", "", "", "fuze.edu.za", "", "", ""],
+            ["Fuze Aviation Academy", "", "", "https://fuze.edu.za/aviation", "", "", ""],
+        ),
+    )
+    (record,) = refine(tmp_path).records.to_dict("records")
+    assert record["source_count"] == 2
+
+
+def test_one_managers_e_mail_and_phone_on_two_organisations_does_not_merge_them(tmp_path):
+    manager = ["Jo Soap", "0825550001", "jo.soap@webmail.co.za"]
+    write_workbook(
+        tmp_path / "SACAA.xlsx",
+        sacaa_rows(
+            ["Karoo Flight Training", "", "", "", *manager],
+            ["Lowveld Helicopters", "", "", "", *manager],
+        ),
+    )
+    assert len(refine(tmp_path).records) == 2
+
+
+def test_word_order_makes_another_organisation_unless_other_evidence_links_them(tmp_path):
+    write_workbook(
+        tmp_path / "SACAA.xlsx",
+        sacaa_rows(
+            ["Blue Sky Aviation", "", "", "bluesky.co.za", "", "", ""],
+            ["Sky Blue Aviation", "", "", "skyblue.co.za", "", "", ""],
+            ["Eagle Karoo Flight School", "", "", "", "", "", "info@eaglekaroo.co.za"],
+            ["Karoo Eagle Flight School", "", "", "eaglekaroo.co.za", "", "", ""],
+        ),
+    )
+    counts = sorted(refine(tmp_path).records["source_count"].tolist())
+    assert counts == [1, 1, 2]  # the e-mail domain is the other one's website host

@@ -54,7 +54,7 @@ def keys(*names):
     return np.array([name_match_key(n) for n in names], dtype=object)
 
 
-def test_similar_names_pair_typos_and_word_order_but_not_different_numbers():
+def test_similar_names_pair_typos_and_moved_spaces_but_not_word_order_or_different_numbers():
     names = keys(
         "Highveld Horizon Aviation",
         "Highveld Horizon Aviatoin (Pty) Ltd",
@@ -62,28 +62,44 @@ def test_similar_names_pair_typos_and_word_order_but_not_different_numbers():
         "Hangar 7 Flight School",
         "Hangar 8 Flight School",
         "Karoo Aero Club",
+        "HighveldH orizon Aviation",
     )
     left, right, scores = similar_name_pairs(names, threshold=92, window=4)
     pairs = {tuple(sorted(p)) for p in zip(left.tolist(), right.tolist())}
-    assert (0, 1) in pairs and (0, 2) in pairs
+    assert (0, 1) in pairs and (0, 6) in pairs
+    assert (0, 2) not in pairs  # the same words in another order: another organisation's name
     assert (3, 4) not in pairs  # digits differ
     assert not any(5 in p for p in pairs)
     assert (scores >= 92).all()
 
 
-def test_identities_refuse_a_merge_that_contradicts_an_identity_value():
-    # attributes per group: [website code, email code]; -1 = unknown
-    identities = Identities(np.array([[0, -1], [1, -1], [-1, 5], [0, 7]]))
+def domain_sets(*codes):
+    return [frozenset(c) for c in codes]
+
+
+def test_identities_refuse_a_merge_that_contradicts_an_organisation_domain():
+    # organisation domains per group (website hosts, e-mail domains); none for group 2
+    identities = Identities(domain_sets({0}, {1}, (), {0, 7}), domain_sets((), (), (), ()))
     assert not identities.merge(0, 1)  # two different websites
-    assert identities.merge(0, 2)  # website + e-mail: no contradiction
-    assert not identities.merge(3, 2)  # group {0, 2} has e-mail 5, group 3 has 7
-    assert identities.labels().tolist() == [0, 1, 0, 3]
+    assert identities.merge(0, 2)  # nothing to contradict
+    assert identities.merge(3, 2)  # {0} and {0, 7} share a domain
+    assert identities.labels().tolist() == [0, 1, 0, 0]
+
+
+def test_people_domains_conflict_with_an_organisation_but_never_with_each_other():
+    # group 0: organisation acme (domain 0); 1 and 2: contact rows writing from domains 5 and 6;
+    # 3: a contact writing from acme's domain
+    identities = Identities(domain_sets({0}, (), (), ()), domain_sets((), {5}, {6}, {0}))
+    assert identities.merge(1, 2)  # two people of one organisation, different domains
+    assert not identities.merge(0, 1)  # people of neither domain {5, 6} are not acme's
+    assert identities.merge(0, 3)
+    assert identities.share(0, 3) and not identities.share(0, 1)
 
 
 def test_same_name_merges_only_when_unambiguous():
     # four groups called "blue sky aviation": two organisations with their own websites, one group
     # with no identity values (could be either: left alone), one matching the first website
-    identities = Identities(np.array([[0], [1], [-1], [0]]))
+    identities = Identities(domain_sets({0}, {1}, (), {0}), domain_sets((), (), (), ()))
     group = np.array([0, 1, 2, 3])
     names = np.array([0, 0, 0, 0])
     merge_same_names(identities, group, names, max_groups=10)
@@ -92,7 +108,7 @@ def test_same_name_merges_only_when_unambiguous():
 
 
 def test_a_name_shared_by_too_many_groups_is_not_evidence():
-    identities = Identities(np.full((4, 1), -1))
+    identities = Identities(domain_sets((), (), (), ()), domain_sets((), (), (), ()))
     merge_same_names(identities, np.arange(4), np.zeros(4, dtype=np.int64), max_groups=3)
     assert identities.labels().tolist() == [0, 1, 2, 3]
 

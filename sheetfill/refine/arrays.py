@@ -80,6 +80,10 @@ class ColumnCodes:
             self.factorised[name] = codes.astype(np.int32), uniques  # half the memory of int64
         return self.factorised[name]
 
+    def pair(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The column's codes and the distinct values they index."""
+        return self._factorise(name)
+
     def __getitem__(self, name: str) -> np.ndarray:
         return self._factorise(name)[0]
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sheetfill.refine.arrays import ColumnCodes
+from sheetfill.refine.evidence import contact_rows, domains, keep_specific
 
 DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
 
@@ -46,31 +47,36 @@ def equal_value_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def blocking_orders(keys: np.ndarray) -> list[np.ndarray]:
-    """Two sort orders of the unique name keys: by sorted tokens, and by the same text reversed.
+    """Three sort orders of the unique name keys: by sorted tokens, by the same text reversed, and
+    by the key without spaces.
 
-    The reversed order catches typos in the first letters that the plain order would scatter.
+    The reversed order catches typos in the first letters that the plain order would scatter; the
+    space-free order catches a space typed in the wrong place ('LowveldC ondor').
     """
     token_sorted = [" ".join(sorted(k.split())) for k in keys]
     reversed_keys = [k[::-1] for k in token_sorted]
+    compact = [k.replace(" ", "") for k in keys]
     # fixed-width unicode arrays sort in C; object arrays would compare in Python
-    return [
-        np.argsort(np.array(token_sorted, dtype=str), kind="stable"),
-        np.argsort(np.array(reversed_keys, dtype=str), kind="stable"),
-    ]
+    return [np.argsort(np.array(order, dtype=str), kind="stable") for order in (token_sorted, reversed_keys, compact)]
 
 
 def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index pairs (and scores) of keys whose token-sort similarity reaches the threshold among
-    sorted neighbours. Names whose digits differ ('Hangar 7' vs 'Hangar 8') are never paired."""
+    """Index pairs (and scores) of keys whose similarity reaches the threshold among sorted neighbours.
+
+    The score is rapidfuzz's ratio of the keys without spaces: typos and moved spaces cost little,
+    but the same words in another order ('Sky Blue' / 'Blue Sky') are another organisation's name.
+    Names whose digits differ ('Hangar 7' vs 'Hangar 8') are never paired.
+    """
     from rapidfuzz import fuzz, process
 
     digits = np.array([k.translate(DIGITS_TABLE) for k in keys], dtype=object)
+    compact = np.array([k.replace(" ", "") for k in keys], dtype=object)
     lefts, rights, scores = [], [], []
     for order in blocking_orders(keys):
-        ordered = keys[order].tolist()
+        ordered = compact[order].tolist()
         for offset in range(1, min(window, len(keys) - 1) + 1):
             score = process.cpdist(
-                ordered[:-offset], ordered[offset:], scorer=fuzz.token_sort_ratio, score_cutoff=threshold, workers=-1
+                ordered[:-offset], ordered[offset:], scorer=fuzz.ratio, score_cutoff=threshold, workers=-1
             )
             hit = np.flatnonzero(score >= threshold)
             left, right = order[hit], order[hit + offset]
@@ -84,17 +90,24 @@ def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple
     return np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores)
 
 
-class Identities:
-    """Union-find over strong clusters that refuses merges contradicting identity attributes.
+NO_DOMAINS = frozenset()
 
-    Each group keeps one code per link field (website, e-mail, phone, …); two groups conflict when
-    both have a value for a field and the values differ. Name matches are only evidence, so a name
-    match between conflicting groups is ignored.
+
+class Identities:
+    """Union-find over strong clusters that refuses merges contradicting identity evidence.
+
+    Each group keeps its organisation domains (website hosts and e-mail domains of organisation
+    rows) and its people's e-mail domains (contact rows), specific ones only (evidence.py). Two
+    groups conflict when both have organisation domains and share none, or when one has only
+    people's domains and none of them is among the other's. People's domains never conflict with
+    each other: two people of one organisation may write from different domains. Name matches
+    are only evidence, so a name match between conflicting groups is ignored.
     """
 
-    def __init__(self, attributes: np.ndarray):
-        self.parent = list(range(len(attributes)))
-        self.attributes = attributes.tolist()  # one list of codes (-1: none) per group
+    def __init__(self, domains: list[frozenset], person_domains: list[frozenset]):
+        self.parent = list(range(len(domains)))
+        self.domains = domains
+        self.person_domains = person_domains
 
     def find(self, group: int) -> int:
         root = group
@@ -105,7 +118,20 @@ class Identities:
         return root
 
     def compatible(self, a: int, b: int) -> bool:
-        return all(x < 0 or y < 0 or x == y for x, y in zip(self.attributes[a], self.attributes[b]))
+        own_a, own_b = self.domains[a], self.domains[b]
+        if own_a and own_b:
+            return not own_a.isdisjoint(own_b)
+        people_a, people_b = self.person_domains[a], self.person_domains[b]
+        if own_a and people_b:
+            return not people_b.isdisjoint(own_a | people_a)
+        if own_b and people_a:
+            return not people_a.isdisjoint(own_b | people_b)
+        return True
+
+    def share(self, a: int, b: int) -> bool:
+        """True when the groups of a and b have a domain in common (evidence for a merge)."""
+        a, b = self.find(a), self.find(b)
+        return not (self.domains[a] | self.person_domains[a]).isdisjoint(self.domains[b] | self.person_domains[b])
 
     def merge(self, a: int, b: int) -> bool:
         """Merge the groups of a and b unless they conflict; True when they are (now) one group."""
@@ -117,47 +143,92 @@ class Identities:
         if b < a:
             a, b = b, a
         self.parent[b] = a
-        self.attributes[a] = [x if x >= 0 else y for x, y in zip(self.attributes[a], self.attributes[b])]
+        if self.domains[b]:
+            self.domains[a] = self.domains[a] | self.domains[b]
+        if self.person_domains[b]:
+            self.person_domains[a] = self.person_domains[a] | self.person_domains[b]
         return True
 
     def known(self, group: int) -> int:
-        return sum(code >= 0 for code in self.attributes[self.find(group)])
+        return len(self.domains[self.find(group)])
 
     def labels(self) -> np.ndarray:
         return np.array([self.find(g) for g in range(len(self.parent))], dtype=np.int64)
 
 
-def strong_links(codes: ColumnCodes, profile_data: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Groups of rows joined by exact evidence, and per group one code per link field.
+def group_sets(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[frozenset]:
+    """Per group, the frozenset of its rows' value codes (>= 0)."""
+    has = np.flatnonzero(values >= 0)
+    sets = [NO_DOMAINS] * n_groups
+    if len(has):
+        per_group = pd.Series(values[has]).groupby(group[has]).agg(frozenset)
+        for g, found in zip(per_group.index.tolist(), per_group.tolist()):
+            sets[g] = found
+    return sets
 
-    Evidence: the same link key (an ID) within one file, or the same value of a link field
-    (website, e-mail, phone) anywhere. Websites listed as generic never count.
+
+def scoped_keys(codes: ColumnCodes, key: str) -> np.ndarray:
+    """Link key codes made unique per file (an ID means something only within its workbook)."""
+    files = codes["_file"].astype(np.int64)
+    ids = codes[key].astype(np.int64)
+    return np.where(ids >= 0, ids * (int(files.max()) + 1) + files, -1)
+
+
+def strong_links(codes: ColumnCodes, profile_data: dict, organisation: np.ndarray, name_codes, keys):
+    """Groups of rows joined by exact evidence; per group its organisation and people's domains.
+
+    Evidence: the same link key (an ID) within one file; the same specific website host or e-mail
+    domain of organisation rows; the same specific e-mail address or phone of any rows.
+    Also returns which rows have a link key (contact rows without one attach by name).
     """
     settings = profile_data.get("resolution", {})
-    files = codes["_file"]
-    edge_sets = []
+    types = {name: spec["type"] for name, spec in profile_data["fields"].items()}
+    edge_sets, keyed = [], np.zeros(len(organisation), dtype=bool)
     for key in settings.get("link_keys", []):
-        ids = codes[key].astype(np.int64)
-        scoped = np.where(ids >= 0, ids * (int(files.max()) + 1) + files, -1)  # IDs are per file
+        scoped = scoped_keys(codes, key)
+        keyed |= scoped >= 0
         edge_sets.append(equal_value_edges(scoped))
-    generic = frozenset(f"https://{host}" for host in profile_data.get("normalisation", {}).get("generic_websites", []))
-    field_codes = [codes.ignoring(field, generic) for field in settings.get("link_fields", [])]
-    edge_sets += [equal_value_edges(codes) for codes in field_codes]
-    u = np.concatenate([e[0] for e in edge_sets]) if edge_sets else np.empty(0, dtype=np.int64)
-    v = np.concatenate([e[1] for e in edge_sets]) if edge_sets else np.empty(0, dtype=np.int64)
-    group = connected_components(len(files), u, v)
+    # contact rows say which names a value belongs to (a corporate site), but are never identity
+    every_domain = keep_specific(pd.factorize(domains(codes, profile_data), use_na_sentinel=True)[0], name_codes, keys)
+    own_domain = np.where(organisation, every_domain, -1)
+    edge_sets.append(equal_value_edges(own_domain))
+    for field in settings.get("link_fields", []):
+        if types.get(field) in ("email", "phone"):
+            edge_sets.append(equal_value_edges(keep_specific(codes[field], name_codes, keys)))
+    u = np.concatenate([e[0] for e in edge_sets])
+    v = np.concatenate([e[1] for e in edge_sets])
+    group = connected_components(len(organisation), u, v)
     n_groups = int(group.max()) + 1 if len(group) else 0
-    attributes = np.full((n_groups, len(field_codes)), -1, dtype=np.int64)
-    for index, codes in enumerate(field_codes):
-        has = np.flatnonzero(codes >= 0)
-        attributes[group[has[::-1]], index] = codes[has[::-1]]  # first row with a value wins
-    return group, attributes
+    people = group_sets(group, np.where(organisation, -1, every_domain), n_groups)
+    return group, group_sets(group, own_domain, n_groups), people, keyed
+
+
+def attach_contacts(identities: Identities, group, name_codes, files, contact: np.ndarray, keyed) -> None:
+    """A contact/address row with a blank link key joins the organisation of the same name in its
+    workbook, when exactly one there fits it (its e-mail domain decides between several)."""
+    roots = identities.labels()[group]
+    organisation = ~contact & (name_codes >= 0)
+    candidates = pd.DataFrame(
+        {"file": files[organisation], "name": name_codes[organisation], "root": roots[organisation]}
+    )
+    loose = np.flatnonzero(contact & ~keyed & (name_codes >= 0))
+    if not len(loose) or not len(candidates):
+        return
+    wanted = pd.DataFrame({"row": loose, "file": files[loose], "name": name_codes[loose]})
+    matches = wanted.merge(candidates.drop_duplicates(), on=["file", "name"], how="inner")
+    for row, options in matches.groupby("row", sort=True)["root"]:
+        own = identities.find(int(group[row]))
+        choices = [c for c in options.tolist() if identities.compatible(identities.find(c), own)]
+        if len(choices) > 1:
+            choices = [c for c in choices if identities.share(c, own)]
+        if len(choices) == 1:
+            identities.merge(choices[0], own)
 
 
 def merge_same_names(identities: Identities, group: np.ndarray, name_codes: np.ndarray, max_groups: int) -> None:
     """Merge groups whose organisation names have the same match key, when unambiguous.
 
-    Within one name, groups with more identity attributes go first; each group joins the single
+    Within one name, groups with more identity domains go first; each group joins the single
     compatible group formed so far, stays apart when it contradicts all of them, and is left alone
     when several would fit (two different organisations can share a name). Names carried by more
     than max_groups groups say nothing about identity and are skipped.
@@ -180,14 +251,15 @@ def merge_same_names(identities: Identities, group: np.ndarray, name_codes: np.n
 def merge_similar_names(
     identities: Identities, group: np.ndarray, name_codes: np.ndarray, unique_keys: np.ndarray, settings: dict
 ) -> None:
-    """Merge groups whose names are similar (typos, '&' for 'and'), best scores first, when the
-    name on each side belongs to one group only and nothing contradicts the merge."""
+    """Merge groups whose names are similar (typos, a moved space), best scores first, when the name
+    on each side belongs to one group only and nothing contradicts the merge. Names a little less
+    alike (`support` points below the threshold) merge only when the groups share a domain."""
     usable = np.flatnonzero(unique_keys != "")
     if len(usable) < 2:
         return
-    left, right, score = similar_name_pairs(
-        unique_keys[usable], float(settings.get("threshold", 90)), int(settings.get("window", 6))
-    )
+    threshold = float(settings.get("threshold", 90))
+    supported = threshold - float(settings.get("support", 12))
+    left, right, score = similar_name_pairs(unique_keys[usable], supported, int(settings.get("window", 6)))
     if not len(left):
         return
     present_codes = name_codes >= 0
@@ -199,16 +271,19 @@ def merge_similar_names(
     root_of_name[single.index.to_numpy()] = single.to_numpy()
     a, b = root_of_name[usable[left]], root_of_name[usable[right]]
     for i in np.lexsort((b, a, -score)).tolist():
-        if a[i] >= 0 and b[i] >= 0:
+        if a[i] >= 0 and b[i] >= 0 and (score[i] >= threshold or identities.share(int(a[i]), int(b[i]))):
             identities.merge(int(a[i]), int(b[i]))
 
 
 def cluster_rows(rows: pd.DataFrame, codes: ColumnCodes, profile_data: dict) -> np.ndarray:
-    """Cluster id per row: strong links first, then name evidence that contradicts nothing."""
+    """Cluster id per row: exact evidence first, contacts to their organisation, then name evidence
+    that contradicts nothing."""
     settings = profile_data.get("resolution", {})
-    group, attributes = strong_links(codes, profile_data)
-    identities = Identities(attributes)
+    contact = contact_rows(rows, profile_data)
     name_codes, unique_keys = codes.named_keys()
+    group, own, people, keyed = strong_links(codes, profile_data, ~contact, name_codes, unique_keys)
+    identities = Identities(own, people)
+    attach_contacts(identities, group, name_codes, codes["_file"], contact, keyed)
     merge_same_names(identities, group, name_codes, int(settings.get("max_name_groups", 10)))
     merge_similar_names(identities, group, name_codes, unique_keys, settings)
     return pd.factorize(identities.labels()[group])[0]

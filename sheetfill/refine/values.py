@@ -101,19 +101,40 @@ def split_role(text: str) -> tuple[str, str | None]:
     return match.group(1).strip(), clean_text(match.group(2))
 
 
+TRADING_AS = re.compile(r"\s(?:t\s*/\s*a|t\.a\.|trading as)\s.*$")
+TRAILING_BRACKETS = re.compile(r"^(.*\S)\s*[(\[]([^()\[\]]*)[)\]]\s*$")
+
+
+def legal_name(text: str, legal_suffixes) -> str:
+    """The name without a trading name ('X t/a Y', 'X (Y)') or a branch in brackets ('X (Durban)').
+
+    Brackets holding only legal-form words ('(Pty)') stay: they are part of the legal name."""
+    text = TRADING_AS.sub("", text)
+    while match := TRAILING_BRACKETS.match(text):
+        inside = NON_ALNUM.sub(" ", match.group(2)).split()
+        if all(word in legal_suffixes for word in inside):
+            break
+        text = match.group(1)
+    return text
+
+
 def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> str:
     """Accent-, case-, punctuation- and legal-suffix-free key used to match organisation names.
 
     'Acme Aviation (Pty) Ltd', 'ACME  AVIATION PTY LTD.' and 'Acmé Aviation' all give 'acme aviation';
-    'Sky & Orbit', 'Sky and Orbit' and 'Sky Orbit' all give 'sky orbit' (captures drop the '&' freely).
+    'Sky & Orbit', 'Sky and Orbit' and 'Sky Orbit' all give 'sky orbit' (captures drop the '&' freely);
+    'The Acme Aviation', 'Acme Aviation t/a Acme Flyers' and 'Acme Aviation (Lanseria)' give
+    'acme aviation' too: a leading article, a trading name and a branch do not make another organisation.
     """
     if not text:
         return ""
     folded = unicodedata.normalize("NFKD", text.casefold())
-    ascii_text = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    ascii_text = legal_name("".join(ch for ch in folded if not unicodedata.combining(ch)), legal_suffixes)
     tokens = [t for t in NON_ALNUM.sub(" ", ascii_text).split() if t != "and"]
     while len(tokens) > 1 and tokens[-1] in legal_suffixes:
         tokens.pop()
+    if len(tokens) > 1 and tokens[0] == "the":
+        tokens.pop(0)
     return " ".join(tokens)
 
 
@@ -162,6 +183,9 @@ def normalise_list(text: str) -> Normalised:
 
 
 def normalise_key(text: str) -> Normalised:
+    """Case-folded ID. An ID of zeros is what an uncached lookup formula reads as: no ID."""
+    if not text.strip("0"):
+        return EMPTY
     key = text.casefold()
     return Normalised(key, (key,))
 

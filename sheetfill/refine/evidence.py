@@ -1,0 +1,133 @@
+"""Identity evidence for clustering, weighted by how specific it is.
+
+- Websites are compared by host (path and query dropped): `fuze.edu.za/aviation` is `fuze.edu.za`.
+- An e-mail address's domain is evidence about the organisation unless it is a free-mail provider;
+  it is compared with website hosts, so a row with only `info@acme.co.za` meets a row with only
+  `acme.co.za` (for), and a differing domain keeps two similar names apart (against).
+- A value (host, domain, address, phone) carried by organisation rows whose names are not alike is a
+  group or corporate value (a holding's website, one manager on two schools): not evidence at all.
+- Rows of `role: contacts` sources describe people and addresses: their e-mail and phone never link
+  or contradict organisations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sheetfill.refine.arrays import ColumnCodes, column
+
+# Mail providers whose domain says nothing about the organisation (profile: normalisation.free_mail_domains)
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "yahoo.co.za",
+        "yahoo.co.uk",
+        "ymail.com",
+        "hotmail.com",
+        "hotmail.co.za",
+        "outlook.com",
+        "live.com",
+        "live.co.za",
+        "msn.com",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "gmx.com",
+        "protonmail.com",
+        "mweb.co.za",
+        "telkomsa.net",
+        "webmail.co.za",
+        "vodamail.co.za",
+        "iafrica.com",
+        "absamail.co.za",
+        "lantic.net",
+        "netactive.co.za",
+        "afrihost.co.za",
+        "cybersmart.co.za",
+        "xsinet.co.za",
+        "polka.co.za",
+        "wol.co.za",
+        "intekom.co.za",
+    }
+)
+NAME_ALIKE = 90  # rapidfuzz token_set_ratio at which two names can be one organisation's
+
+
+def host_of(url: str) -> str:
+    """'https://acme.co.za/aviation?x=1' -> 'acme.co.za' (normalise_website's canonical form)."""
+    return url.removeprefix("https://").split("/", 1)[0].split("?", 1)[0]
+
+
+def contact_rows(rows: pd.DataFrame, profile_data: dict) -> np.ndarray:
+    """True for rows of `role: contacts` sources (people and addresses of an organisation)."""
+    names = [s["name"] for s in profile_data["sources"] if s.get("role") == "contacts"]
+    return np.isin(column(rows, "_source"), names) if names else np.zeros(len(rows), dtype=bool)
+
+
+def _map_unique(codes: np.ndarray, uniques, convert) -> np.ndarray:
+    """convert() applied once per distinct value; None where the code is -1 or convert gives None."""
+    converted = np.array([convert(u) for u in list(uniques)] + [None], dtype=object)
+    return converted[codes]
+
+
+def domains(codes: ColumnCodes, profile_data: dict) -> np.ndarray:
+    """Per row, its website host or else its e-mail domain (None: neither, generic or free mail)."""
+    settings = profile_data.get("resolution", {})
+    normalisation = profile_data.get("normalisation", {})
+    generic = frozenset(normalisation.get("generic_websites", []))
+    free = FREE_MAIL_DOMAINS | frozenset(normalisation.get("free_mail_domains", []))
+    types = {name: spec["type"] for name, spec in profile_data["fields"].items()}
+    found = np.full(len(codes.rows), None, dtype=object)
+    for field in settings.get("link_fields", []):
+        if types.get(field) == "website":
+            convert = lambda url: None if host_of(url) in generic else host_of(url)  # noqa: E731
+        elif types.get(field) == "email":
+            convert = lambda mail: None if mail.rsplit("@", 1)[-1] in free else mail.rsplit("@", 1)[-1]  # noqa: E731
+        else:
+            continue
+        value = _map_unique(*codes.pair(field), convert)
+        found = np.where(pd.isna(found), value, found)
+    return found
+
+
+def alike(left: list[str], right: list[str]) -> np.ndarray:
+    """Pairwise: could these two name keys be one organisation's (equal without spaces, or one's
+    words contained in the other's / nearly so)?"""
+    from rapidfuzz import fuzz, process
+
+    if not left:
+        return np.zeros(0, dtype=bool)
+    compact_equal = np.array([a.replace(" ", "") == b.replace(" ", "") for a, b in zip(left, right)])
+    score = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=-1)
+    return compact_equal | (score >= NAME_ALIKE)
+
+
+def specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Codes (>= 0) of values whose rows' names are all alike: the others are shared values.
+
+    values: value code per entry (-1: none); name_codes: name key code per entry (-1: unnamed).
+    A value's names are compared with its most frequent name.
+    """
+    has = (values >= 0) & (name_codes >= 0)
+    if not has.any():
+        return np.empty(0, dtype=np.int64)
+    pairs = pd.DataFrame({"v": values[has], "n": name_codes[has]})
+    counted = (
+        pairs.value_counts().reset_index(name="rows").sort_values(["v", "rows", "n"], ascending=[True, False, True])
+    )
+    modal = counted.drop_duplicates("v").set_index("v")["n"]
+    others = counted[counted["n"] != counted["v"].map(modal)]
+    shared = set()
+    if len(others):
+        ok = alike(keys[others["v"].map(modal).to_numpy()].tolist(), keys[others["n"].to_numpy()].tolist())
+        shared = set(others["v"].to_numpy()[~ok].tolist())
+    all_values = np.unique(values[values >= 0])
+    return all_values[~np.isin(all_values, list(shared))] if shared else all_values
+
+
+def keep_specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """values with the codes of shared values replaced by -1."""
+    return np.where(np.isin(values, specific(values, name_codes, keys)), values, -1)
