@@ -193,3 +193,31 @@ def test_word_order_makes_another_organisation_unless_other_evidence_links_them(
     )
     counts = sorted(refine(tmp_path).records["source_count"].tolist())
     assert counts == [1, 1, 2]  # the e-mail domain is the other one's website host
+
+
+def test_placeholders_are_flagged_never_evidence_nor_chosen(tmp_path):
+    write_workbook(
+        tmp_path / "SACAA.xlsx",
+        sacaa_rows(
+            ["Karoo Flight Training", "", "", "", "Accountable Manager (Not Listed)", "000-000-0123"]
+            + ["unknown+12@example.com"],
+            ["Lowveld Helicopters", "", "", "", "", "011 111 1111", "unknown+12@example.com"],
+            ["Lowveld Helicopters", "", "", "", "Jo Soap", "0825550001", "unknown+13@example.com; jo@lowveld.co.za"],
+        ),
+    )
+    result = refine(tmp_path)
+    records = by_name(result)
+    assert len(records) == 2  # the shared stand-in address links nothing
+    karoo, lowveld = records["Karoo Flight Training"], records["Lowveld Helicopters"]
+    assert karoo["contact_email"] is None and karoo["contact_phone"] is None and karoo["emails"] is None
+    assert (karoo["contact_name"], karoo["contact_role"]) == (None, "Accountable Manager")
+    assert "placeholder_contact_email" in karoo["flags"] and "placeholder_contact_phone" in karoo["flags"]
+    assert (lowveld["contact_email"], lowveld["emails"], lowveld["phones"]) == (
+        "jo@lowveld.co.za",
+        "jo@lowveld.co.za",
+        "+27825550001",
+    )
+    reasons = result.rejected.set_index("source_row")["reasons"].to_dict()
+    assert "placeholder contact_email: 'unknown+12@example.com'" in reasons[2]
+    assert "placeholder contact_phone: '000-000-0123'" in reasons[2]
+    assert result.quality["flag_counts"]["placeholder_contact_email"] == 2

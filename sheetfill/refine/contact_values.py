@@ -61,8 +61,40 @@ def plain_email(part: str) -> bool:
     return len(domain) <= 253 and not any(domain == d or domain.endswith("." + d) for d in _special_use_domains())
 
 
+# Stand-in addresses: reserved example domains (RFC 2606) and mailbox names that say "no address"
+PLACEHOLDER_DOMAINS = frozenset(
+    {"example.com", "example.org", "example.net", "example.co.za", "domain.com", "email.com"}
+)
+PLACEHOLDER_MAILBOX = re.compile(
+    r"(?:unknown|none|noemail|no-?reply|na|nil|null|test|dummy|placeholder|nobody)(?:[+.\-_]?\d*)"
+)
+
+
+def placeholder_email(address: str) -> bool:
+    mailbox, _, domain = address.rpartition("@")
+    return (
+        domain in PLACEHOLDER_DOMAINS
+        or domain.endswith((".example", ".invalid", ".test", ".localhost"))
+        or bool(PLACEHOLDER_MAILBOX.fullmatch(mailbox))
+    )
+
+
 def normalise_email(text: str) -> Normalised:
-    """Lower-cased, syntax-checked addresses (no DNS: check_deliverability=False)."""
+    """Lower-cased, syntax-checked addresses (no DNS: check_deliverability=False); stand-ins such as
+    'unknown+12@example.com' are kept out of the values and flagged as placeholders."""
+    valid = _valid_addresses(text)
+    invalid = valid.pop()
+    real = [address for address in valid if not placeholder_email(address)]
+    placeholder = len(real) < len(valid)
+    if not valid:
+        return Normalised(None, (), True)
+    if not real:
+        return Normalised(None, (), invalid, True)
+    return Normalised(real[0], tuple(real), invalid, placeholder)
+
+
+def _valid_addresses(text: str) -> list:
+    """The cell's valid addresses, in order, followed by whether some part was invalid."""
     from email_validator import EmailNotValidError, validate_email
 
     valid, invalid = [], False
@@ -78,9 +110,7 @@ def normalise_email(text: str) -> Normalised:
             continue
         if address not in valid:
             valid.append(address)
-    if not valid:
-        return Normalised(None, (), True)
-    return Normalised(valid[0], tuple(valid), invalid)
+    return [*valid, invalid]
 
 
 @lru_cache(maxsize=8)
@@ -165,9 +195,26 @@ def normalise_phone(text: str, region: str = "ZA") -> Normalised:
     found = list(dict.fromkeys(number for number in parsed if number))
     if not found and LETTERS.search(text):
         found = _find_phones(text, region)
+    real = [number for number in found if not placeholder_phone(number)]
     if not found:
-        return Normalised(None, (), True)
-    return Normalised(found[0], tuple(found), None in parsed and len(found) < len(parts))
+        stand_in = any(placeholder_phone(part) for part in parts)
+        return Normalised(None, (), not stand_in, stand_in)
+    invalid = None in parsed and len(found) < len(parts)
+    if not real:
+        return Normalised(None, (), invalid, True)
+    return Normalised(real[0], tuple(real), invalid, len(real) < len(found))
+
+
+REPEATED_DIGIT = re.compile(r"(\d)\1{5,}")
+
+
+def placeholder_phone(text: str) -> bool:
+    """'000 000 0000', '+27 11 111 1111', '000-000-0123': digits nobody dials."""
+    digits = "".join(DIGITS.findall(text))
+    if len(digits) < 7:  # too short to stand for a number: a truncated one (invalid)
+        return False
+    significant = digits.removeprefix("27").lstrip("0")
+    return len(significant) <= 4 or len(set(significant)) <= 1 or bool(REPEATED_DIGIT.search(significant))
 
 
 def normalise_website(text: str) -> Normalised:

@@ -74,16 +74,16 @@ COST_PER_VALUE = {"email": 20, "phone": 20, "website": 8, "org_name": 4, "match_
 CHUNK = 50_000
 
 
-def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> tuple[list, list, list]:
+def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> tuple[list, list, list, list]:
     """clean_text → cache key → library normaliser, one library call per distinct key.
 
-    Returns three parallel lists (canonical value, '; '-joined valid values, invalid flag): plain
-    lists travel back from worker processes much faster than a list of tuples.
+    Returns four parallel lists (canonical value, '; '-joined valid values, invalid flag,
+    placeholder flag): plain lists travel back from worker processes much faster than a list of tuples.
     """
     normaliser = normaliser_for(field_type, profile_data)
     cache_key = CACHE_KEYS.get(field_type)
     cache: dict[str, tuple] = {}
-    empty = (None, None, False)
+    empty = (None, None, False, False)
     outputs = []
     append = outputs.append
     for value in values:
@@ -95,21 +95,22 @@ def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> t
         output = cache.get(key)
         if output is None:
             result = normaliser(key)
-            output = cache[key] = (result.value, "; ".join(result.all_values) or None, result.invalid)
+            joined = "; ".join(result.all_values) or None
+            output = cache[key] = (result.value, joined, result.invalid, result.placeholder)
         append(output)
     if not outputs:
-        return [], [], []
-    canonical, joined, invalid = zip(*outputs)
-    return list(canonical), list(joined), list(invalid)
+        return [], [], [], []
+    canonical, joined, invalid, placeholder = zip(*outputs)
+    return list(canonical), list(joined), list(invalid), list(placeholder)
 
 
 def normalise_column(raw, field_type: str, profile_data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One column, normalised once per unique value: see normalise_columns."""
-    return normalise_columns({"column": (raw, field_type)}, profile_data)["column"]
+    """One column, normalised once per unique value: see normalise_columns (placeholder flags left out)."""
+    return normalise_columns({"column": (raw, field_type)}, profile_data)["column"][:3]
 
 
 def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str, tuple[np.ndarray, ...]]:
-    """{name: (raw values, field type)} → {name: (canonical values, '; '-joined valid values, invalid)}.
+    """{name: (raw values, field type)} → {name: (canonical, '; '-joined valid values, invalid, placeholder)}.
 
     Each column is factorised, its distinct values are normalised (in chunks, spread over the CPU
     cores when there are many), and the results are mapped back onto the rows.
@@ -129,18 +130,19 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
             costs.append(len(uniques[start : start + CHUNK]) * COST_PER_VALUE.get(field_type, 3))
             owners.append(name)
     outputs = run_tasks(lambda task: normalise_values(task[0], task[1], profile_data), tasks, costs)
-    per_column = {name: ([], [], []) for name in columns}
+    per_column = {name: ([], [], [], []) for name in columns}
     for name, output in zip(owners, outputs):
         for collected, part in zip(per_column[name], output):
             collected.extend(part)
     result = {}
-    for name, (canonical, joined, invalid) in per_column.items():
+    for name, (canonical, joined, invalid, placeholder) in per_column.items():
         codes = factorised[name][0]
         # code -1 (missing) indexes the trailing sentinel entry
         result[name] = (
             np.array(canonical + [None], dtype=object)[codes],
             np.array(joined + [None], dtype=object)[codes],
             np.array(invalid + [False], dtype=bool)[codes],
+            np.array(placeholder + [False], dtype=bool)[codes],
         )
     return result
 
@@ -185,7 +187,8 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
     """Raw field text → canonical values, every-valid-value lists, invalid flags and reasons.
 
     Adds per field F: F (canonical value or None), F__all ('; '-joined valid values) for e-mail
-    and phone fields, F__invalid (bool); plus _reasons (why a row is flagged) and _name_key.
+    and phone fields, F__invalid (bool), F__placeholder (bool, only when some row held a stand-in
+    value); plus _reasons (why a row is flagged) and _name_key.
     """
     fields = profile_data["fields"]
     columns = {name: raw[name].to_numpy() for name in raw.columns if name.startswith("_")}
@@ -201,22 +204,25 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
     normalised = normalise_columns(jobs, profile_data)
     name_keys = normalised.pop("_name_key", None)
     reasons = []
-    for name, (values, all_values, invalid) in normalised.items():
+    for name, (values, all_values, invalid, placeholder) in normalised.items():
         columns[name] = values
         if fields[name]["type"] in ("email", "phone"):
             columns[f"{name}__all"] = all_values
         columns[f"{name}__invalid"] = invalid
         if invalid.any():
             reasons.append(np.where(invalid, _invalid_reason(name, texts[name]), ""))
+        if placeholder.any():
+            columns[f"{name}__placeholder"] = placeholder
+            reasons.append(np.where(placeholder, _invalid_reason(name, texts[name], "placeholder"), ""))
     nothing = np.full(len(columns["_row"]), "", dtype=object)
     columns["_reasons"] = join_nonempty(reasons, "; ") if reasons else nothing
     columns["_name_key"] = np.where(present(name_keys[0]), name_keys[0], "") if name_keys else nothing
     return object_frame(columns)
 
 
-def _invalid_reason(field: str, text: np.ndarray) -> np.ndarray:
+def _invalid_reason(field: str, text: np.ndarray, kind: str = "invalid") -> np.ndarray:
     codes, uniques = pd.factorize(text)
-    messages = np.array([f"invalid {field}: {str(u)[:80]!r}" for u in uniques] + [""], dtype=object)
+    messages = np.array([f"{kind} {field}: {str(u)[:80]!r}" for u in uniques] + [""], dtype=object)
     return messages[codes]
 
 

@@ -115,14 +115,15 @@ def record_ids(chosen_keys: np.ndarray, first_refs: np.ndarray, identities: np.n
 def quality_flags(
     records: pd.DataFrame, rows: pd.DataFrame, cluster: np.ndarray, n_clusters: int, quality_fields: list[str]
 ) -> dict[str, np.ndarray]:
-    """Flag name → which records carry it: missing_<field> for quality fields, invalid_<field>
-    when any of the record's source rows held an invalid value for that field."""
+    """Flag name → which records carry it: missing_<field> for quality fields, invalid_<field> /
+    placeholder_<field> when any of the record's source rows held an invalid / stand-in value for it."""
     flags = {}
     for field in quality_fields:
         flags[f"missing_{field}"] = ~present(records[field].to_numpy(dtype=object))
-    for name in [c for c in rows.columns if c.endswith("__invalid")]:
-        weights = rows[name].to_numpy(dtype=np.float64)
-        flags[f"invalid_{name[: -len('__invalid')]}"] = np.bincount(cluster, weights, n_clusters) > 0
+    for kind in ("invalid", "placeholder"):
+        for name in [c for c in rows.columns if c.endswith(f"__{kind}")]:
+            weights = rows[name].to_numpy(dtype=np.float64)
+            flags[f"{kind}_{name[: -len(kind) - 2]}"] = np.bincount(cluster, weights, n_clusters) > 0
     return flags
 
 

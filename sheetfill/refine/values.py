@@ -17,7 +17,9 @@ import pandas as pd
 
 # Cell contents that mean "nothing here" in hand-kept captures.
 PLACEHOLDERS = frozenset(
-    {"", "-", "--", "---", "n/a", "na", "none", "nil", "null", "unknown", "tbc", "tba", "?", "#n/a", "nan", ".", "x"}
+    {"", "-", "--", "---", "n/a", "na", "none", "nil", "null", "unknown", "tbc", "tba", "tbd", "?", "#n/a", "nan"}
+    | {".", "x", "not listed", "not publicly listed", "unlisted", "not available", "none listed", "no email"}
+    | {"no e-mail", "no phone", "no website", "not known", "to be confirmed"}
 )
 
 
@@ -33,6 +35,7 @@ class Normalised(NamedTuple):
     value: str | None  # canonical value, None when the cell holds nothing usable
     all_values: tuple = ()  # every valid value in the cell (emails / phones can hold several)
     invalid: bool = False  # the cell held text that is not a valid value of this type
+    placeholder: bool = False  # the cell held a stand-in ('unknown+3@example.com', '000 000 0000')
 
 
 EMPTY = Normalised(None)
@@ -94,11 +97,15 @@ def normalise_person_name(text: str) -> Normalised:
 
 
 def split_role(text: str) -> tuple[str, str | None]:
-    """'Jane Smith (Chief Flight Instructor)' -> ('Jane Smith', 'Chief Flight Instructor')."""
+    """'Jane Smith (Chief Flight Instructor)' -> ('Jane Smith', 'Chief Flight Instructor');
+    'Accountable Manager (Not Listed)' -> ('', 'Accountable Manager'): no person was named."""
     match = ROLE_IN_PARENS.match(text)
     if not match or not match.group(1):
         return text, None
-    return match.group(1).strip(), clean_text(match.group(2))
+    role = clean_text(match.group(2))
+    if role is None and match.group(2).strip():
+        return "", match.group(1).strip()
+    return match.group(1).strip(), role
 
 
 TRADING_AS = re.compile(r"\s(?:t\s*/\s*a|t\.a\.|trading as)\s.*$")
