@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/bundle.smk"
+include: "workflow/rules/enrich.smk"
 include: "workflow/rules/docs.smk"
 
 

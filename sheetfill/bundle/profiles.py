@@ -185,6 +185,10 @@ def _check_references(data: dict, path: Path) -> None:
                 f"  expectations[{i}].source: {item['source']!r} is not a source; fix: use "
                 f"one of {', '.join(sorted(source_names))}"
             )
+    if data.get("enrich"):
+        from sheetfill.enrich.spec import spec_problems
+
+        problems += spec_problems(data, set(data.get("output", {}).get("columns") or fields))
     if problems:
         raise ProfileError(f"data profile {path} is invalid:\n" + "\n".join(problems))
 

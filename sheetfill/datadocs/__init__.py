@@ -18,8 +18,14 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-STATUS_LABEL = {"ok": "ok", "failed_validation": "failed validation", "failed_processing": "failed to process"}
+STATUS_LABEL = {
+    "ok": "ok",
+    "failed_validation": "failed validation",
+    "failed_processing": "failed to process",
+    "failed_enrichment": "failed enrichment",
+}
 OUTPUT_FILES = ("refined.xlsx", "refined.parquet", "rejected.csv", "validation.json", "provenance.json")
+OUTPUT_FILES += ("enriched.parquet", "enrichment.json")  # present when the bundle was enriched
 OWNED = ("index.html", "style.css", "bundles", "charts")  # what a rebuild may replace in docs_dir
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-LABELS = {"ok": "ok", "failed_validation": "FAILED validation", "failed_processing": "FAILED to process"}
+LABELS = {
+    "ok": "ok",
+    "failed_validation": "FAILED validation",
+    "failed_processing": "FAILED to process",
+    "failed_enrichment": "FAILED enrichment",
+}
 COLUMNS = "  {:<26} {:<18} {:>8} {:>8} {:>10}  {}"
 
 

@@ -94,8 +94,11 @@ def archive_of(wildcards):
 ARCHIVE_INPUT = PLAN.archive_input_pattern() or archive_of
 
 
+BUNDLE_STAGE = "outputs"  # enrich.smk switches the data docs and the gate to "enriched" when it runs
+
+
 def bundle_outputs():
-    return [f"{RESTORE_ROOT}/outputs/{bundle}" for bundle in PLAN.bundles]
+    return [f"{RESTORE_ROOT}/{BUNDLE_STAGE}/{bundle}" for bundle in PLAN.bundles]
 
 
 def run_record():
