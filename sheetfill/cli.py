@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_location_options(cursor)
 
     sub.add_parser("sample", help="generate Hotpass-shaped sample archives (sheetfill sample -h)", add_help=False)
+
+    from sheetfill.service.serve import add_runs_arguments, add_serve_arguments
+
+    add_serve_arguments(sub.add_parser("serve", help="the run service: REST API and web UI (docs/service.md)"))
+    add_runs_arguments(sub.add_parser("runs", help="list, show, cancel or retry runs of the run ledger"))
     return parser
 
 
@@ -95,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         return sample_main(argv[1:]) or 0
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("serve", "runs"):
+            from sheetfill.service.serve import cmd_runs, cmd_serve
+
+            return {"serve": cmd_serve, "runs": cmd_runs}[args.command](args)
         return {"backfill": cmd_backfill, "cursor": cmd_cursor}[args.command](args)
     except SheetfillError as error:
         print(f"sheetfill: {error}", file=sys.stderr)

@@ -41,7 +41,7 @@ def test_a_run_that_stopped_beating_is_failed_with_the_reason(tmp_path):
     ledger.create_run("old", status="running", bundles=["2025-09-29--v1"], heartbeat=time.time() - 100, pid=4242)
     ledger.create_run("alive", status="running", heartbeat=time.time())
     ledger.create_run("waiting", status="queued")
-    assert mark_stale_runs(ledger, timeout_s=30) == ["old"]
+    assert [run["id"] for run in mark_stale_runs(ledger, timeout_s=30)] == ["old"]
     run = ledger.run("old")
     assert run["status"] == "failed" and "heartbeat timeout" in run["error"] and "4242" in run["error"]
     assert [s["status"] for s in ledger.slots("old")] == ["not_run"]

@@ -195,13 +195,16 @@ def _validation_error(summary: dict) -> str | None:
     return None
 
 
-def mark_stale_runs(ledger: Ledger, timeout_s: float, now: float | None = None) -> list[str]:
-    """Runs still 'running' whose Snakemake stopped beating: failed, with the reason. Returns their ids."""
+def mark_stale_runs(ledger: Ledger, timeout_s: float, now: float | None = None, watched=()) -> list[dict]:
+    """Runs still 'running' whose Snakemake stopped beating: failed, with the reason. Returns them.
+
+    watched: ids of runs whose process the caller watches itself (it knows when they end).
+    """
     now = now or time.time()
     stale = []
     for run in ledger.active_runs():
         beat = run.get("heartbeat") or run.get("started")
-        if run["status"] == "queued" or beat is None or now - beat <= timeout_s:
+        if run["status"] == "queued" or run["id"] in watched or beat is None or now - beat <= timeout_s:
             continue
         reason = f"heartbeat timeout: no sign of life from Snakemake (pid {run.get('pid')}) for {now - beat:.0f} s"
         with ledger.transaction():
@@ -209,5 +212,5 @@ def mark_stale_runs(ledger: Ledger, timeout_s: float, now: float | None = None) 
                 ledger.set_slots_where(run["id"], "running", "not_run", "Snakemake died while it ran")
                 ledger.set_slots_where(run["id"], "pending", "not_run", "Snakemake died first")
                 ledger.add_event(run["id"], RUN_FINISHED, {"status": "failed", "message": reason})
-                stale.append(run["id"])
+                stale.append(run)
     return stale
