@@ -5,10 +5,10 @@
 
 Prints, measured in this run:
   T1  per-job cost of what every bundle job does for telemetry (import sheetfill.telemetry.stages,
-      time the stages, build the bundle.json "job" record), the same with telemetry off or on;
+      time the stages, build the provenance.json "job" record), the same with telemetry off or on;
       and whether any opentelemetry module gets imported with telemetry off          goal: 0 ms, none
   T2  per-job cost of the alternative: the job starting the OpenTelemetry SDK and exporting its own
-      7 spans over OTLP/HTTP (what the gate's bundle.json route avoids)                (for the choice)
+      7 spans over OTLP/HTTP (what the job record route avoids)                (for the choice)
   T3  the gate's export of a 200-bundle run (metrics + 1,401 spans) to a local receiver, and the
       wall of the same backfill with telemetry off and on                         goal: on <= 5 % of wall
 """
@@ -109,7 +109,7 @@ from sheetfill.telemetry import wanted
 from sheetfill.telemetry.context import prepare_run
 from sheetfill.telemetry.outcomes import report_from_gate
 folders = sorted(p for p in Path({str(restore)!r}, "outputs").iterdir() if (p / "bundle.json").exists())
-run_id = json.loads((folders[0] / "bundle.json").read_text())["job"]["run_id"]
+run_id = json.loads((folders[0] / "provenance.json").read_text())["job"]["run_id"]
 os.environ["SHEETFILL_RUN_ID"] = run_id
 prepare_run(wanted(), kind="backfill", profile="aviation", restore_root={str(restore)!r})
 report_from_gate(folders, True)

@@ -15,7 +15,7 @@ from typing import Optional
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-DEFAULT_SINKS = "ledger"
+DEFAULT_SINKS = "ledger,telemetry"
 DEFAULT_HEARTBEAT_S = 5.0
 
 
@@ -27,6 +27,8 @@ def _load(target: str):
 # name -> factory(context) -> Sink; context: run_id, restore_root, bundles, window, kind (see runs/recorder.py)
 SINK_FACTORIES = {
     "ledger": lambda context: _load("sheetfill.runs.recorder:LedgerSink")(context),
+    # reports the runs the gate could not (docs/observability.md); exports only when OTEL_* ask for it
+    "telemetry": lambda context: _load("sheetfill.telemetry.sink:TelemetrySink")(context),
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -13,6 +12,8 @@ import pytest
 import yaml
 from conftest import REPO, Workflow
 from otlp_receiver import Receiver, attributes
+
+from sheetfill.telemetry.outcomes import read_summary
 
 pytestmark = pytest.mark.slow
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"  # a caller's trace context
@@ -38,7 +39,7 @@ def run(workflow: Workflow, receiver_endpoint: str | None, *args, extra_env=None
 
 def summaries(workflow: Workflow) -> dict[str, dict]:
     folders = sorted(p for p in (workflow.restore / "outputs").iterdir() if (p / "bundle.json").exists())
-    return {p.name: json.loads((p / "bundle.json").read_text()) for p in folders}
+    return {p.name: read_summary(p) for p in folders}  # bundle.json + the job record of provenance.json
 
 
 def total(points, **wanted) -> int:
@@ -174,7 +175,8 @@ from sheetfill.runs.events import RunEvent
 prepare_run(wanted("auto"), kind="backfill", profile="aviation", restore_root={str(tmp_path)!r})
 folder = Path({str(tmp_path)!r}) / "outputs" / "2025-09-29--v1"
 folder.mkdir(parents=True)
-(folder / "bundle.json").write_text(json.dumps({{"bundle": folder.name, "status": "ok", "job": StageClock().record()}}))
+(folder / "bundle.json").write_text(json.dumps({{"bundle": folder.name, "status": "ok"}}))
+(folder / "provenance.json").write_text(json.dumps({{"job": StageClock().record()}}))
 report_from_gate([folder], True)
 sink = TelemetrySink()
 sink.handle(RunEvent("run_finished", ok=False))

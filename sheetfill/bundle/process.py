@@ -57,7 +57,7 @@ def package_versions() -> dict:
 def process_bundle(job: BundleJob) -> dict:
     """Build job.outputs for one bundle; return the bundle.json summary."""
     started = now()
-    clock = StageClock()  # stage timings and task metadata, for telemetry (bundle.json "job")
+    clock = StageClock()  # stage timings and task metadata, for telemetry and the ledger (provenance "job")
     staging = fresh_staging(job.outputs)
     staging.mkdir(parents=True)
     provenance = {
@@ -90,7 +90,7 @@ def process_bundle(job: BundleJob) -> dict:
         job.restored.mkdir(parents=True, exist_ok=True)  # the declared output exists, empty
         summary.update(status="failed_processing", error=str(exc))
     provenance["finished"] = now()
-    summary["job"] = clock.record()
+    provenance["job"] = clock.record()
     write_json(staging / "provenance.json", provenance)
     write_json(staging / "bundle.json", summary)
     shutil.rmtree(job.outputs, ignore_errors=True)

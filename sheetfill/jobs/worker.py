@@ -295,7 +295,7 @@ def _die_with_client(conn: socket.socket, finished) -> None:
 def _run_job(argv: list[str]) -> int:
     from sheetfill.jobs.commands import run_in_process
 
-    os.environ["SHEETFILL_JOB_MODE"] = "worker"  # task metadata (bundle.json "job"); the job's env is restored after
+    os.environ["SHEETFILL_JOB_MODE"] = "worker"  # task metadata (provenance.json "job"); reset after the job
     try:
         return run_in_process(argv)
     except SystemExit as exc:

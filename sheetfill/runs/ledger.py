@@ -33,7 +33,8 @@ CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
 CREATE TABLE IF NOT EXISTS bundles (
     run_id TEXT NOT NULL, bundle TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
     started REAL, finished REAL, duration_s REAL, rows_in INTEGER, records_out INTEGER, error TEXT,
-    updated REAL, PRIMARY KEY (run_id, bundle)
+    updated REAL, threads INTEGER, memory_mb INTEGER, host TEXT, slurm_job_id TEXT, mode TEXT,
+    PRIMARY KEY (run_id, bundle)
 );
 CREATE INDEX IF NOT EXISTS bundles_by_bundle ON bundles (bundle, updated);
 CREATE TABLE IF NOT EXISTS events (
@@ -46,7 +47,10 @@ RUN_FIELDS = (
     "kind origin since until versions reprocess force dry_run status created started finished heartbeat "
     "exit_code error pid cancel_mode request bundles_planned done total"
 ).split()
-SLOT_FIELDS = "status reason started finished duration_s rows_in records_out error".split()
+# the bundle job's task metadata (bundle.json "job.task", sheetfill.telemetry.stages)
+TASK_FIELDS = "threads memory_mb host slurm_job_id mode".split()
+TASK_TYPES = {"threads": "INTEGER", "memory_mb": "INTEGER"}
+SLOT_FIELDS = "status reason started finished duration_s rows_in records_out error".split() + TASK_FIELDS
 JSON_FIELDS = ("versions", "request")
 
 
@@ -66,6 +70,14 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._add_task_columns()
+
+    def _add_task_columns(self) -> None:
+        """Ledgers written before the task metadata columns existed get them (empty for old rows)."""
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(bundles)")}
+        for name in TASK_FIELDS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE bundles ADD COLUMN {name} {TASK_TYPES.get(name, 'TEXT')}")
 
     @classmethod
     def for_root(cls, restore_root) -> Ledger:

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from sheetfill.runs.events import RUN_FINISHED, RunEvent
-from sheetfill.runs.ledger import FAILED_BUNDLE, Ledger
+from sheetfill.runs.ledger import FAILED_BUNDLE, TASK_FIELDS, Ledger
+from sheetfill.telemetry.outcomes import job_record
 
 _ANNOUNCED: dict[str, dict] = {}
 
@@ -116,7 +117,9 @@ class LedgerSink:
         counts = summary.get("counts") or {}
         status = summary.get("status", "failed_processing")
         error = summary.get("error") or _validation_error(summary)
-        self._finish_slot(event, status, error, counts.get("rows_in"), counts.get("records_out"))
+        task = job_record(self.root / "outputs" / event.bundle).get("task") or {}
+        task = {key: task.get(key) for key in TASK_FIELDS}
+        self._finish_slot(event, status, error, counts.get("rows_in"), counts.get("records_out"), **task)
         return status
 
     def _on_job_error(self, event: RunEvent) -> None:
@@ -127,7 +130,7 @@ class LedgerSink:
             self.other_errors += 1
         self._event(event)
 
-    def _finish_slot(self, event: RunEvent, status: str, error=None, rows_in=None, records_out=None) -> None:
+    def _finish_slot(self, event: RunEvent, status: str, error=None, rows_in=None, records_out=None, **task) -> None:
         started = next((s["started"] for s in self.ledger.slots(event.run_id) if s["bundle"] == event.bundle), None)
         self.ledger.update_slot(
             event.run_id,
@@ -138,6 +141,7 @@ class LedgerSink:
             duration_s=round(event.time - started, 3) if started else None,
             rows_in=rows_in,
             records_out=records_out,
+            **task,
         )
 
     def _settle_running_slots(self, run_id: str) -> None:

@@ -4,9 +4,9 @@ This module and context.py / stages.py use the standard library only: the Snakef
 every bundle job import them whatever the setting, and with telemetry off no OpenTelemetry module
 is ever imported. The SDK is imported by report.py, and only when a run exports something.
 
-Who records what: bundle jobs write their stage timings and task metadata into bundle.json (cheaper
-than starting an SDK in every job, see bench/telemetry_bench.py); the gate, which reads every
-bundle.json at the end of a run, turns them into metrics and spans; the logger plugin's
+Who records what: bundle jobs write their stage timings and task metadata into provenance.json
+(cheaper than starting an SDK in every job, see bench/telemetry_bench.py); the gate, which reads
+every bundle's outputs at the end of a run, turns them into metrics and spans; the logger plugin's
 TelemetrySink reports the runs whose gate never ran (a crashed job, a cancelled run).
 """
 

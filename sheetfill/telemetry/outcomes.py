@@ -19,7 +19,7 @@ FAILED = ("failed_validation", "failed_processing")
 class BundleOutcome:
     bundle: str
     status: str  # ok | failed_validation | failed_processing | skipped
-    summary: dict = field(default_factory=dict)  # its bundle.json (empty when the job died)
+    summary: dict = field(default_factory=dict)  # its bundle.json + "job" (empty when the job died)
 
     @property
     def version(self) -> str:
@@ -68,12 +68,26 @@ def outcome_of(summary: dict, run_id: str | None) -> BundleOutcome:
     return BundleOutcome(bundle=summary.get("bundle", "?"), status=status, summary=summary)
 
 
-def read_summary(outputs: Path) -> dict | None:
+def _read_json(path: Path) -> dict | None:
     try:
-        summary = json.loads((Path(outputs) / "bundle.json").read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return summary if isinstance(summary, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def job_record(outputs: Path) -> dict:
+    """The bundle job's own account (timings, task metadata), kept in provenance.json: bundle.json
+    stays identical between two builds of the same bundle."""
+    return (_read_json(Path(outputs) / "provenance.json") or {}).get("job") or {}
+
+
+def read_summary(outputs: Path) -> dict | None:
+    """bundle.json, with the job record under "job"."""
+    summary = _read_json(Path(outputs) / "bundle.json")
+    if summary is not None:
+        summary["job"] = job_record(outputs)
+    return summary
 
 
 def unreadable(bundle: str, why: str) -> BundleOutcome:

@@ -2,8 +2,8 @@
 
 The gate reports every run it closes (sheetfill.telemetry.outcomes.report_from_gate). This sink
 reports the others, whose gate never ran or never got that far: a bundle job that crashed, a
-cancelled or killed run, a run with nothing to do. It reads only RunEvents and the bundle.json of
-the bundles that finished, and imports the OpenTelemetry SDK only when it has something to export.
+cancelled or killed run, a run with nothing to do. It reads only RunEvents and the outputs of the
+bundles that finished, and imports the OpenTelemetry SDK only when it has something to export.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from sheetfill.telemetry.outcomes import BundleOutcome, RunOutcome, outcome_of, 
 
 
 class TelemetrySink:
-    def __init__(self) -> None:
+    def __init__(self, context: dict | None = None) -> None:
+        """context: the plugin's run announcement (unused: the telemetry context is in the environment)."""
         self.started: dict[str, float] = {}  # bundle -> job start
         self.finished: list[str] = []
         self.errors: dict[str, tuple[float, str]] = {}  # bundle -> (time, message)

@@ -1,6 +1,6 @@
 """What a bundle job tells the orchestrator about itself: stage timings and task metadata.
 
-Standard library only and a few microseconds a job: the job writes this into bundle.json ("job"),
+Standard library only and a few microseconds a job: the job writes this into provenance.json ("job"),
 and the gate or the logger plugin's sink turns it into spans with these timestamps.
 """
 
