@@ -7,6 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 import yaml
@@ -191,3 +194,48 @@ print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
         on = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=on_env, timeout=60)
     assert on.returncode == 0 and "opentelemetry.sdk.metrics" in on.stdout, on.stderr
     assert len(receiver.requests["/v1/metrics"]) == 1  # the gate reported; the sink saw its marker
+
+
+def test_metrics_endpoint_of_the_service_after_a_real_run(sample, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+    from ui_server import Service
+
+    from sheetfill.runs.ledger import Ledger
+
+    service = Service(tmp_path / "service", sample.archives, token="s3cret")
+    service.start()
+    try:
+        status, body = service.api("POST", "/api/v1/runs", {"since": "2025-09-29", "until": "2025-09-30"})
+        assert status == 202, body
+        for _ in range(600):  # bounded: 600 x 0.5 s
+            run_status = service.api("GET", f"/api/v1/runs/{body['run_id']}")[1]["status"]
+            if run_status not in ("queued", "running", "cancelling"):
+                break
+            time.sleep(0.5)
+        assert run_status == "succeeded"
+
+        request = urllib.request.Request(service.url("/metrics"), headers={"Authorization": "Bearer s3cret"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        try:
+            urllib.request.urlopen(service.url("/metrics"), timeout=10)
+            refused = None
+        except urllib.error.HTTPError as error:
+            refused = error.code
+    finally:
+        service.stop()
+    assert refused == 401  # the token guards /metrics like the API
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples.setdefault(s.name, []).append(s)
+    assert [s.value for s in samples["sheetfill_runs"] if s.labels["status"] == "succeeded"] == [1]
+    assert [s.value for s in samples["sheetfill_queue_length"]] == [0]
+    slots = Ledger.for_root(service.restore).slots(body["run_id"])
+    ok = [s for s in slots if s["status"] == "ok"]
+    assert len(ok) == 4 and all(s["host"] == socket.gethostname() and s["threads"] == 1 for s in ok)
+    assert sum(s.value for s in samples["sheetfill_bundles_total"] if s.labels["status"] == "ok") == len(ok)
+    assert sum(s.value for s in samples["sheetfill_rows_in_total"]) == sum(s["rows_in"] for s in ok)
+    counts = [s for s in samples["sheetfill_bundle_duration_seconds_count"] if s.labels["status"] == "ok"]
+    assert sum(s.value for s in counts) == len(ok)
+    assert {s.labels["kind"] for s in counts} == {"backfill"} and {s.labels["profile"] for s in counts} == {"aviation"}

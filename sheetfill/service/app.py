@@ -31,6 +31,7 @@ class ServiceState:
 def create_app(settings: ServiceSettings, *, run_jobs: bool = True) -> FastAPI:
     """The service over settings.restore_root's ledger; run_jobs=False serves the API without a runner."""
     from sheetfill.service.routes import router
+    from sheetfill.telemetry.prometheus import router as metrics_router
 
     ledger = Ledger.for_root(settings.restore_root)
     runner = Runner(settings, ledger) if run_jobs else None
@@ -55,6 +56,7 @@ def create_app(settings: ServiceSettings, *, run_jobs: bool = True) -> FastAPI:
     app.state.service = ServiceState(settings, ledger, runner)
     app.add_middleware(Guard, settings=settings)
     app.include_router(router, prefix=API_PREFIX)
+    app.include_router(metrics_router)  # GET /metrics for Prometheus (sheetfill.telemetry.prometheus)
     _install_ui(app, settings)
     return app
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 
 SETTINGS = ("auto", "off")
+# Histogram buckets of sheetfill.*.duration, seconds: a small bundle takes seconds, a backfill hours.
+DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 
 
 def exporter_wanted(signal: str) -> bool:

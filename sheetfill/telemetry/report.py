@@ -24,13 +24,11 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from sheetfill import __version__
-from sheetfill.telemetry import exporter_wanted
+from sheetfill.telemetry import DURATION_BUCKETS, exporter_wanted
 from sheetfill.telemetry.context import parse_traceparent
 from sheetfill.telemetry.outcomes import BundleOutcome, RunOutcome
 from sheetfill.telemetry.stages import STAGES
 
-# Bundles take seconds, big ones and whole runs minutes to hours: 0.5 s ... 24 h.
-DURATION_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
 SCOPE = "sheetfill"
 
 
