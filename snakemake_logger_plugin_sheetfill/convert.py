@@ -115,7 +115,9 @@ class Converter:
         rule = field(record, "rule_name", "rule")
         message = str(record.getMessage()) if hasattr(record, "getMessage") else None
         self.errors.append(message or f"a {rule} job failed")
-        return [self._make(ev.JOB_ERROR, jobid, ok=False, message=message, **({"rule": rule} if rule else {}))]
+        extra = {"rule": rule} if rule else {}
+        data = {"interrupted": self.interrupted}
+        return [self._make(ev.JOB_ERROR, jobid, ok=False, message=message, data=data, **extra)]
 
     def _progress(self, record) -> list[ev.RunEvent]:
         done, total = _int(field(record, "done")), _int(field(record, "total"))

@@ -27,8 +27,9 @@ def free_port() -> int:
 class Service:
     """One server over its own archive_root and restore_root; stop() ends it and its active runs."""
 
-    def __init__(self, base: Path, archives: Path, token: str | None = None):
+    def __init__(self, base: Path, archives: Path, token: str | None = None, args: tuple[str, ...] = ()):
         self.base, self.archives, self.token = base, archives, token
+        self.args = tuple(args)  # more `sheetfill serve` options, e.g. ("--cores", "1")
         self.workdir = base / "work"
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.workdir / "config").exists():
@@ -53,7 +54,7 @@ class Service:
         log = open(self.base / f"server-{self.starts}.log", "wb")  # noqa: SIM115 - kept for the process's life
         command = [sys.executable, "-m", "sheetfill.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [*command, "--configfile", str(self.configfile)],
+            [*command, "--configfile", str(self.configfile), *self.args],
             cwd=self.workdir,
             env=env,
             stdout=log,

@@ -123,12 +123,20 @@ class LedgerSink:
         return status
 
     def _on_job_error(self, event: RunEvent) -> None:
-        if event.bundle and event.rule == "bundle":
+        if event.bundle and self._interrupted(event):
+            self.ledger.update_slot(event.run_id, event.bundle, status="not_run", reason="stopped by cancel")
+        elif event.bundle and event.rule == "bundle":
             log = self.root / "logs" / "bundle" / f"{event.bundle}.log"
             self._finish_slot(event, "failed_processing", f"the bundle job failed; see {log}")
         else:
             self.other_errors += 1
         self._event(event)
+
+    def _interrupted(self, event: RunEvent) -> bool:
+        """A job killed because the run is being cancelled did not fail: it was stopped."""
+        return (
+            bool(event.data.get("interrupted")) or (self.ledger.run(event.run_id) or {}).get("status") == "cancelling"
+        )
 
     def _finish_slot(self, event: RunEvent, status: str, error=None, rows_in=None, records_out=None, **task) -> None:
         started = next((s["started"] for s in self.ledger.slots(event.run_id) if s["bundle"] == event.bundle), None)
@@ -176,9 +184,9 @@ class LedgerSink:
                 self.ledger.set_slots_where(event.run_id, "running", "not_run", "the job did not finish")
                 self.ledger.set_slots_where(event.run_id, "pending", "skipped", "up to date")
                 status = run_status(self.ledger.counts(event.run_id), self.other_errors)
-            error = None if status in ("succeeded", "cancelled") else event.message
+            error = {} if status in ("succeeded", "cancelled") or not event.message else {"error": event.message}
             self.ledger.set_status(
-                event.run_id, status, only_from=("running", "cancelling", "queued"), error=error, finished=event.time
+                event.run_id, status, only_from=("running", "cancelling", "queued"), finished=event.time, **error
             )
             self._event(event, status=status)
 

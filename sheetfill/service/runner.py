@@ -172,17 +172,19 @@ class Runner:
         self._thread.join(timeout=timeout)
         with self._lock:
             child, self.child = self.child, None
-        if child is not None:
-            if child.process.poll() is None:
-                if not (self.ledger.run(child.run_id) or {}).get("cancel_mode"):
-                    self.ledger.update_run(child.run_id, error="the service shut down during the run")
-                _signal_group(child.process.pid, signal.SIGINT)
-                try:
-                    child.process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(child.process.pid, signal.SIGKILL)
-                    child.process.wait(timeout=10)
-            finish(self.ledger, child.run_id, child.process.returncode, child.log)
+        if child is None:
+            return
+        stopped = child.process.poll() is None and not (self.ledger.run(child.run_id) or {}).get("cancel_mode")
+        if child.process.poll() is None:
+            _signal_group(child.process.pid, signal.SIGINT)
+            try:
+                child.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(child.process.pid, signal.SIGKILL)
+                child.process.wait(timeout=10)
+        finish(self.ledger, child.run_id, child.process.returncode, child.log)
+        if stopped:  # not the user's cancel: the run failed, and says why
+            self.ledger.update_run(child.run_id, status="failed", error="stopped: the service shut down during the run")
 
     def signal_run(self, run: dict, mode: str) -> bool:
         """Cancel a run this runner started: SIGTERM to Snakemake (drain) or SIGINT to its group (now)."""
