@@ -69,6 +69,20 @@ def test_workers_serve_job_after_job_in_each_callers_folder_and_log(tmp_path):
     assert worker_processes() == pool  # the same warm processes did all three jobs: no start-up, no fork
 
 
+def serving_worker(folder):
+    import psutil
+
+    serving = []
+    for pid in worker_processes():
+        try:
+            if psutil.Process(pid).cwd() == str(folder):
+                serving.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:  # a worker that exited meanwhile serves nobody
+            pass
+    assert len(serving) == 1, serving
+    return serving[0]
+
+
 def test_a_killed_client_stops_its_job_and_the_next_job_still_runs(tmp_path):
     import datetime as dt
     import json
@@ -96,14 +110,19 @@ def test_a_killed_client_stops_its_job_and_the_next_job_still_runs(tmp_path):
         limits,
     ]
     via_worker("pack", "--outputs", str(archive.parent), "--zip", str(tmp_path / "warm.zip"))  # server up
-    client = subprocess.Popen([sys.executable, "-c", CLIENT, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, *argv], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 30
     while not list(tmp_path.glob(".*partial*")) and time.monotonic() < deadline:
         time.sleep(0.01)  # until the job is under way: its staging folder exists
     assert list(tmp_path.glob(".*partial*")), "the job never started"
+    serving = serving_worker(tmp_path)  # a worker runs its job in the client's folder
     client.kill()
     client.wait()
-    time.sleep(3)  # far longer than the job would have needed to finish
+    # The worker itself must die: one that went on with the job, however slowly, would still be alive
+    # (and one that finished it would be back waiting for the next job).
+    serving.wait(timeout=30)
     assert not (tmp_path / "out").exists(), "the job went on after its client was killed"
     done = via_worker(*argv)
     assert done.stdout.strip().endswith("code=0"), done.stderr
