@@ -119,14 +119,15 @@ BUILT = re.compile(rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:
 
 def assert_same_files(ours: Path, theirs: Path) -> None:
     """Same file names under both folders, byte for byte the same, except when each job ran:
-    provenance.json's started/finished and the data docs' "built" line that shows them."""
+    provenance.json's started/finished and job record (timings, host, SLURM job id) and the data docs'
+    "built" line that shows them."""
     names = sorted(p.relative_to(ours).as_posix() for p in ours.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*") if p.is_file())
     assert names
     for name in names:
         mine, reference = (ours / name).read_bytes(), (theirs / name).read_bytes()
         if name.endswith("provenance.json"):
-            mine, reference = (without(json.loads(text), "started", "finished") for text in (mine, reference))
+            mine, reference = (without(json.loads(text), "started", "finished", "job") for text in (mine, reference))
         elif name.endswith(".html"):
             mine, reference = BUILT.sub(b"<time>", mine), BUILT.sub(b"<time>", reference)
         assert mine == reference, name
