@@ -3,7 +3,12 @@
 Each bundle is a zip of three workbooks (seven sheets) holding the same South African aviation
 organisations, captured messily the way real sheets are: spelling and suffix drift between
 sources, emails with capitals, spaces and `mailto:`, phones in local and international forms,
-websites with and without scheme, province abbreviations, blank and invalid rows. The ground truth
+websites with and without scheme, province abbreviations, blank and invalid rows. Names vary the hard
+ways too: a leading "The", a space typed in the wrong place, a trading name after "t/a" or in
+brackets, and different organisations whose names differ only in word order or by one letter (kept
+apart only by their website / e-mail domain). Contact rows of the Contact Database often have a blank
+or zero C_ID (an uncached lookup formula), some e-mails are stand-ins (unknown+N@example.com), and
+some organisations write from another domain than their website. The ground truth
 (which source rows are the same organisation, and its clean values) is written beside the zips,
 never inside them.
 
@@ -237,16 +242,31 @@ def _rng(*parts) -> random.Random:
     return random.Random(hashlib.sha256("|".join(map(str, parts)).encode()).digest())
 
 
+def entity_name(r: random.Random, earlier: list[dict]) -> str:
+    """A new organisation's name; some are near-twins of an earlier one: the same words in another
+    order, or one word one letter longer ('Eagle' / 'Eagles'). They are different organisations."""
+    twin = r.random()
+    if earlier and twin < 0.04:
+        first, second, kind = r.choice(earlier)["organization_name"].split(" ", 2)
+        return f"{second} {first} {kind}"
+    if earlier and twin < 0.06:
+        first, rest = r.choice(earlier)["organization_name"].split(" ", 1)
+        return f"{first}s {rest}"
+    return f"{r.choice(WORDS)} {r.choice(WORDS)} {r.choice(KINDS)}"
+
+
 def make_entities(count: int, seed: int) -> list[dict]:
     """The true organisations behind every bundle of one seed, with their clean values."""
     r = _rng("entities", seed)
     entities = []
     for i in range(count):
-        name = f"{r.choice(WORDS)} {r.choice(WORDS)} {r.choice(KINDS)}"
+        name = entity_name(r, entities)
         province = r.choice(list(PROVINCES))
         slug = re.sub(r"[^a-z0-9]+", "", name.lower())[:18] + str(i)
         area = f"0{r.choice([11, 12, 21, 31, 41, 51])}"
         first, last = r.choice(FIRST), r.choice(LAST)
+        # most write from their website's domain; some from a sister domain or free mail
+        mail_domain = r.choice([f"{slug}.co.za"] * 8 + [f"{slug}.com", "gmail.com"])
         entities.append(
             {
                 "entity_id": f"E{i:05d}",
@@ -254,11 +274,12 @@ def make_entities(count: int, seed: int) -> list[dict]:
                 "province": province,
                 "area": r.choice(CITIES[province]),
                 "website": f"https://www.{slug}.co.za",
-                "email": f"{first.lower()}.{last.split()[-1].lower()}@{slug}.co.za",
+                "email": f"{first.lower()}.{last.split()[-1].lower()}@{mail_domain}",
                 "phone": f"+27{area[1:]}{r.randint(1000000, 9999999)}",
                 "contact_name": f"{first} {last}",
                 "contact_role": r.choice(ROLES),
                 "legal_suffix": r.choice(["", "", " (Pty) Ltd", " Pty Ltd", " CC"]),
+                "trading_name": r.choice(["", "", "", f"{r.choice(WORDS)} Flyers", f"{r.choice(WORDS)} Air"]),
             }
         )
     return entities
@@ -275,6 +296,14 @@ class Mess:
 
     def name(self, e: dict) -> str:
         name = e["organization_name"] + (e["legal_suffix"] if self.hit(2) else "")
+        if e["trading_name"] and self.hit(1.5):
+            name += f" t/a {e['trading_name']}" if self.r.random() < 0.5 else f" ({e['trading_name']})"
+        if self.hit(0.4):
+            name = "The " + name
+        if self.hit(0.3):  # a space typed one letter late: 'Lowveld Condor' -> 'LowveldC ondor'
+            i = name.find(" ")
+            if 0 < i < len(name) - 2 and name[i + 1] != " ":
+                name = name[:i] + name[i + 1] + " " + name[i + 2 :]
         if self.hit():
             name = name.upper() if self.r.random() < 0.5 else name.lower()
         if self.hit(0.5):
@@ -287,6 +316,8 @@ class Mess:
         return name
 
     def email(self, e: dict) -> str:
+        if self.hit(0.1):  # a stand-in typed where nothing was known
+            return f"unknown+{self.r.randint(1, 20)}@example.com"
         email = e["email"]
         if self.hit():
             email = email.upper() if self.r.random() < 0.3 else email.capitalize()
@@ -317,6 +348,14 @@ class Mess:
             if self.hit(3)
             else e["website"]
         )
+
+    def key(self, ref: int):
+        """A Contact Database C_ID: often blank or 0, as an uncached lookup formula reads."""
+        return ref if not self.hit(1.5) else self.r.choice(["", 0])
+
+    def maybe(self, value: str, factor: float = 1.0) -> str:
+        """The value, or nothing (a cell left empty)."""
+        return "" if self.hit(factor) else value
 
     def province(self, e: dict) -> str:
         return self.r.choice(PROVINCES[e["province"]]) if self.hit(3) else e["province"]
@@ -356,7 +395,7 @@ def _values(sheet: str, e: dict, i: int, r: random.Random, mess: Mess) -> list:
             ref,
             when,
             r.choice(["Y", "N", ""]),
-            e["area"],
+            mess.province(e),  # Hotpass's Area holds province names
             f"{r.randint(2, 80)} km",
             r.choice(KINDS[:4]),
             mess.website(e),
@@ -396,7 +435,7 @@ def _values(sheet: str, e: dict, i: int, r: random.Random, mess: Mess) -> list:
         ]
     if sheet == "Company_Contacts":
         return [
-            ref,
+            mess.key(ref),
             name,
             r.choice(["Active", "Left"]),
             first,
@@ -408,7 +447,7 @@ def _values(sheet: str, e: dict, i: int, r: random.Random, mess: Mess) -> list:
         ]
     if sheet == "Company_Addresses":
         kind, airport = r.choice(["Physical", "Postal"]), r.choice(AIRPORTS)
-        return [ref, name, kind, airport, "Hangar 3" if r.random() < 0.3 else None]
+        return [mess.key(ref), name, kind, airport, "Hangar 3" if r.random() < 0.3 else None]
     if sheet == "10-10-25 Capture":
         return [
             i,
@@ -426,7 +465,7 @@ def _values(sheet: str, e: dict, i: int, r: random.Random, mess: Mess) -> list:
         name,
         mess.province(e),
         r.choice(["Approved", "Renewal"]),
-        mess.website(e),
+        mess.maybe(mess.website(e)),
         e["contact_name"],
         mess.phone(e),
         mess.email(e),
@@ -484,7 +523,7 @@ def generate_bundle(
             )
     used = {row[3] for row in truth_rows}
     clean = {
-        e["entity_id"]: {k: v for k, v in e.items() if k not in ("entity_id", "legal_suffix")}
+        e["entity_id"]: {k: v for k, v in e.items() if k not in ("entity_id", "legal_suffix", "trading_name")}
         for e in entities
         if e["entity_id"] in used
     }

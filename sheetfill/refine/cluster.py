@@ -205,24 +205,32 @@ def strong_links(codes: ColumnCodes, profile_data: dict, organisation: np.ndarra
 
 def attach_contacts(identities: Identities, group, name_codes, files, contact: np.ndarray, keyed) -> None:
     """A contact/address row with a blank link key joins the organisation of the same name in its
-    workbook, when exactly one there fits it (its e-mail domain decides between several)."""
+    workbook, when exactly one there fits it (its e-mail domain decides between several) and no
+    organisation elsewhere in the bundle with that name contradicts the one chosen (then the name
+    alone cannot say which of them the row belongs to)."""
     roots = identities.labels()[group]
     organisation = ~contact & (name_codes >= 0)
     candidates = pd.DataFrame(
         {"file": files[organisation], "name": name_codes[organisation], "root": roots[organisation]}
     )
+    candidates = candidates.drop_duplicates()
     loose = np.flatnonzero(contact & ~keyed & (name_codes >= 0))
     if not len(loose) or not len(candidates):
         return
+    roots_of_name = candidates.groupby("name")["root"].unique()
     wanted = pd.DataFrame({"row": loose, "file": files[loose], "name": name_codes[loose]})
-    matches = wanted.merge(candidates.drop_duplicates(), on=["file", "name"], how="inner")
-    for row, options in matches.groupby("row", sort=True)["root"]:
+    matches = wanted.merge(candidates, on=["file", "name"], how="inner")
+    for (row, name), options in matches.groupby(["row", "name"], sort=True)["root"]:
         own = identities.find(int(group[row]))
         choices = [c for c in options.tolist() if identities.compatible(identities.find(c), own)]
         if len(choices) > 1:
             choices = [c for c in choices if identities.share(c, own)]
-        if len(choices) == 1:
-            identities.merge(choices[0], own)
+        if len(choices) != 1:
+            continue
+        chosen = identities.find(choices[0])
+        rivals = {identities.find(r) for r in roots_of_name[name].tolist()} - {chosen}
+        if all(identities.compatible(chosen, r) for r in rivals) or identities.share(chosen, own):
+            identities.merge(chosen, own)
 
 
 def merge_same_names(identities: Identities, group: np.ndarray, name_codes: np.ndarray, max_groups: int) -> None:

@@ -1,6 +1,7 @@
 """Identity evidence for clustering, weighted by how specific it is.
 
-- Websites are compared by host (path and query dropped): `fuze.edu.za/aviation` is `fuze.edu.za`.
+- Websites are compared by host (path and query dropped): `fuze.edu.za/aviation` is `fuze.edu.za`,
+  and hosts by their registered name (`acme.co.za`, `acme.com` and `www.training.acme.com` are `acme`).
 - An e-mail address's domain is evidence about the organisation unless it is a free-mail provider;
   it is compared with website hosts, so a row with only `info@acme.co.za` meets a row with only
   `acme.co.za` (for), and a differing domain keeps two similar names apart (against).
@@ -53,12 +54,26 @@ FREE_MAIL_DOMAINS = frozenset(
         "intekom.co.za",
     }
 )
-NAME_ALIKE = 90  # rapidfuzz token_set_ratio at which two names can be one organisation's
+NAME_ALIKE = 90  # rapidfuzz token_set_ratio / partial_ratio at which two names can be one organisation's
+LETTERS_ALIKE = 85  # rapidfuzz ratio of the keys without spaces, likewise (typos)
+MIN_CONTAINED = 8  # letters the shorter key needs before containment counts ('saa' is in many names)
 
 
 def host_of(url: str) -> str:
     """'https://acme.co.za/aviation?x=1' -> 'acme.co.za' (normalise_website's canonical form)."""
     return url.removeprefix("https://").split("/", 1)[0].split("?", 1)[0]
+
+
+SECOND_LEVEL = frozenset({"co", "com", "org", "net", "ac", "edu", "gov", "mil", "nom", "web", "ltd", "plc"})
+
+
+def domain_name(host: str) -> str:
+    """The registered name of a host, without subdomains and public suffix: 'training.airbus.com',
+    'airbus.co.za' and 'airbus.com' all give 'airbus' (one organisation holds several)."""
+    labels = host.split(".")
+    if len(labels) > 2 and len(labels[-1]) == 2 and labels[-2] in SECOND_LEVEL:
+        return labels[-3]
+    return labels[-2] if len(labels) > 1 else host
 
 
 def contact_rows(rows: pd.DataFrame, profile_data: dict) -> np.ndarray:
@@ -74,7 +89,8 @@ def _map_unique(codes: np.ndarray, uniques, convert) -> np.ndarray:
 
 
 def domains(codes: ColumnCodes, profile_data: dict) -> np.ndarray:
-    """Per row, its website host or else its e-mail domain (None: neither, generic or free mail)."""
+    """Per row, the registered name of its website host or else of its e-mail domain (None: neither,
+    or a generic host or free-mail provider)."""
     settings = profile_data.get("resolution", {})
     normalisation = profile_data.get("normalisation", {})
     generic = frozenset(normalisation.get("generic_websites", []))
@@ -83,9 +99,9 @@ def domains(codes: ColumnCodes, profile_data: dict) -> np.ndarray:
     found = np.full(len(codes.rows), None, dtype=object)
     for field in settings.get("link_fields", []):
         if types.get(field) == "website":
-            convert = lambda url: None if host_of(url) in generic else host_of(url)  # noqa: E731
+            convert = lambda url: None if host_of(url) in generic else domain_name(host_of(url))  # noqa: E731
         elif types.get(field) == "email":
-            convert = lambda mail: None if mail.rsplit("@", 1)[-1] in free else mail.rsplit("@", 1)[-1]  # noqa: E731
+            convert = lambda mail: None if mail.rsplit("@", 1)[-1] in free else domain_name(mail.rsplit("@", 1)[-1])  # noqa: E731
         else:
             continue
         value = _map_unique(*codes.pair(field), convert)
@@ -94,15 +110,20 @@ def domains(codes: ColumnCodes, profile_data: dict) -> np.ndarray:
 
 
 def alike(left: list[str], right: list[str]) -> np.ndarray:
-    """Pairwise: could these two name keys be one organisation's (equal without spaces, or one's
-    words contained in the other's / nearly so)?"""
+    """Pairwise: could these two name keys be one organisation's? Yes when they are equal without
+    spaces, nearly so (typos), or one's words are (nearly) contained in the other's (a trading name,
+    a branch, a longer form)."""
     from rapidfuzz import fuzz, process
 
     if not left:
         return np.zeros(0, dtype=bool)
-    compact_equal = np.array([a.replace(" ", "") == b.replace(" ", "") for a, b in zip(left, right)])
-    score = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=-1)
-    return compact_equal | (score >= NAME_ALIKE)
+    compact_left = [k.replace(" ", "") for k in left]
+    compact_right = [k.replace(" ", "") for k in right]
+    words = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=-1)
+    letters = process.cpdist(compact_left, compact_right, scorer=fuzz.ratio, workers=-1)
+    contained = process.cpdist(compact_left, compact_right, scorer=fuzz.partial_ratio, workers=-1)
+    long_enough = np.minimum([len(k) for k in compact_left], [len(k) for k in compact_right]) >= MIN_CONTAINED
+    return (words >= NAME_ALIKE) | (letters >= LETTERS_ALIKE) | ((contained >= NAME_ALIKE) & long_enough)
 
 
 def specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
