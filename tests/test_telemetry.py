@@ -239,3 +239,30 @@ def test_metrics_endpoint_of_the_service_after_a_real_run(sample, tmp_path):
     counts = [s for s in samples["sheetfill_bundle_duration_seconds_count"] if s.labels["status"] == "ok"]
     assert sum(s.value for s in counts) == len(ok)
     assert {s.labels["kind"] for s in counts} == {"backfill"} and {s.labels["profile"] for s in counts} == {"aviation"}
+
+
+def test_an_interrupted_run_is_reported_by_the_logger_plugin_sink(sample):
+    """The gate never runs: the plugin's TelemetrySink reports the run and the bundles that finished."""
+    import signal
+
+    with Receiver() as receiver:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SHEETFILL_", "TRACEPARENT"))}
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        command = sample.command("--cores", "1", since="2025-09-29")
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(1200):  # bounded: 1200 x 0.1 s
+            if any((sample.restore / "outputs").glob("*/bundle.json")) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, output
+    finished = summaries(sample)
+    assert 0 < len(finished) < 6, "the run finished before it could be interrupted"
+    metrics = receiver.metrics()
+    assert total(metrics["sheetfill.run.duration"], status="failed") == 1
+    assert total(metrics["sheetfill.bundles"], status="ok") == len(finished) == total(metrics["sheetfill.bundles"])
+    (root,) = [s for s in receiver.spans() if s.name == "sheetfill.run"]
+    assert root.status.code == root.status.STATUS_CODE_ERROR and "interrupted" in root.status.message
+    bundles = {attributes(s)["sheetfill.bundle"] for s in receiver.spans() if s.name == "sheetfill.bundle"}
+    assert bundles == set(finished)

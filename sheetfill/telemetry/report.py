@@ -173,7 +173,7 @@ def record_spans(tracer, run: RunOutcome) -> None:
     )
     if not run.ok:
         failed = sum(n for s, n in counts.items() if s not in ("ok", "skipped"))
-        _fail(span, run.error or f"{failed} of {len(run.bundles)} bundles failed")
+        _fail(span, run.error or (f"{failed} of {len(run.bundles)} bundles failed" if failed else "the run failed"))
     run_context = trace.set_span_in_context(span)
     for bundle in run.bundles:
         if bundle.status != "skipped":

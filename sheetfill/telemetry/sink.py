@@ -25,7 +25,8 @@ class TelemetrySink:
 
     def handle(self, event: RunEvent) -> None:
         if event.kind == RUN_FINISHED:
-            self.finish(bool(event.ok), None, event.time)
+            interrupted = "the run was interrupted" if event.data.get("interrupted") else None
+            self.finish(bool(event.ok), interrupted or event.message, event.time)
         elif not event.bundle:
             return
         elif event.kind == JOB_STARTED:
@@ -58,9 +59,11 @@ class TelemetrySink:
     def outcomes(self, context: dict) -> list[BundleOutcome]:
         outputs = Path(context["restore_root"]) / "outputs"
         bundles = []
-        for bundle in self.finished:
+        # A job whose end Snakemake did not log (interrupted as it finished) still counts when its
+        # outputs say this run built them; an earlier run's outputs are not this run's work.
+        for bundle in dict.fromkeys([*self.finished, *self.started]):
             summary = read_summary(outputs / bundle)
-            if summary:
+            if bundle not in self.errors and summary and summary["job"].get("run_id") == context["run_id"]:
                 bundles.append(outcome_of(summary, context["run_id"]))
         for bundle, (when, message) in self.errors.items():
             job = {"run_id": context["run_id"], "started": self.started.get(bundle, when), "finished": when}
