@@ -104,7 +104,8 @@ def s1_post_latency(requests: int = 100) -> dict:
             api.post(f"/api/v1/runs/{answer.json()['run_id']}/cancel")  # queued -> cancelled: the next one gets in
     p50, p95 = percentiles(samples)
     print(
-        f"S1 POST /api/v1/runs -> 202: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms over {requests} (goal p95 <= 100 ms)"
+        f"S1 POST /api/v1/runs -> 202: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms over {requests}"
+        " (goal p95 <= 100 ms)"
     )
     return {"S1_post_p50_ms": p50 * 1000, "S1_post_p95_ms": p95 * 1000}
 
@@ -136,7 +137,8 @@ def s2_bundles_latency(bundles: int = 10_000, requests: int = 30) -> dict:
             p50, p95 = percentiles(samples)
             figures[f"S2_{label}_p95_ms"] = p95 * 1000
             print(
-                f"S2 GET /api/v1/bundles ({label}, {bundles} bundles x 3 runs): p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (goal <= 200 ms)"
+                f"S2 GET /api/v1/bundles ({label}, {bundles} bundles x 3 runs): "
+                f"p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms (goal <= 200 ms)"
             )
     return figures
 
@@ -223,7 +225,8 @@ def s4_plugin_cost(bundles: int = 10_000, finished: int = 200) -> dict:
     noop_with = snakemake_wall(small, done, "--logger", "sheetfill")
     dry_cost, noop_cost = with_plugin / without - 1, noop_with / noop_without - 1
     print(
-        f"S4 plugin cost on -n over {bundles} bundles: {without:.2f} s -> {with_plugin:.2f} s ({dry_cost:+.1%}, goal <= 5 %); "
+        f"S4 plugin cost on -n over {bundles} bundles: {without:.2f} s -> {with_plugin:.2f} s "
+        f"({dry_cost:+.1%}, goal <= 5 %); "
         f"no-op run over {finished} finished bundles: {noop_without:.2f} s -> {noop_with:.2f} s ({noop_cost:+.1%})"
     )
     return {"S4_dry_cost": dry_cost, "S4_noop_cost": noop_cost}

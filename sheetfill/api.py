@@ -105,18 +105,20 @@ def run(
 
 @contextlib.contextmanager
 def _run_id(run_id: str | None):
-    """SHEETFILL_RUN_ID for one run in this process: the given id or a new one, restored afterwards."""
+    """SHEETFILL_RUN_ID (and the ledger's origin) for one run in this process, restored afterwards."""
     from sheetfill.runs.events import RUN_ID_VARIABLE, new_run_id
 
-    before = os.environ.get(RUN_ID_VARIABLE)
-    os.environ[RUN_ID_VARIABLE] = run_id or new_run_id()
+    values = {RUN_ID_VARIABLE: run_id or new_run_id(), "SHEETFILL_ORIGIN": os.environ.get("SHEETFILL_ORIGIN", "api")}
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
-        yield os.environ[RUN_ID_VARIABLE]
+        yield values[RUN_ID_VARIABLE]
     finally:
-        if before is None:
-            os.environ.pop(RUN_ID_VARIABLE, None)
-        else:
-            os.environ[RUN_ID_VARIABLE] = before
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def base_config() -> dict:

@@ -47,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    import os
+
     from sheetfill.api import run
+
+    os.environ.setdefault("SHEETFILL_ORIGIN", "cli")  # recorded in the run ledger
 
     result = run(
         since=args.start_date,

@@ -1,6 +1,7 @@
 """The run ledger and the logger plugin that feeds it, on real SQLite files and real Snakemake runs."""
 
 import json
+import logging
 import sqlite3
 import time
 
@@ -93,3 +94,39 @@ def test_python_api_hands_its_run_id_to_the_ledger_and_the_gate(archives, tmp_pa
     assert run["status"] == "succeeded" and [(s["bundle"], s["status"]) for s in slots] == [("2025-10-01--v1", "ok")]
     record = json.loads((restore / "outputs" / "runs" / "2025-10-01_newest_v1.json").read_text())
     assert record["run_id"] == result.run_id
+
+
+def _record(message: str, **extra) -> logging.LogRecord:
+    record = logging.LogRecord("snakemake", logging.INFO, __file__, 1, message, None, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_plugin_reads_job_records_in_either_order_and_under_either_field_name():
+    from snakemake_interface_logger_plugins.common import LogEvent
+
+    from snakemake_logger_plugin_sheetfill.convert import Converter
+
+    converter = Converter("r1")
+    info = {"rule_name": "bundle", "wildcards": {"date": "2025-09-29", "version": "v1"}, "reason": "Missing output"}
+    out = converter.convert(_record("stats", event=LogEvent.RUN_INFO, stats={"bundle": 2, "total": 3}))
+    assert [(e.kind, e.total) for e in out] == [("run_started", 3)]
+    # Snakemake 9: "Execute 1 jobs" (ids under `jobs`) comes before the job's info (id under `jobid`)
+    assert converter.convert(_record("Execute", event=LogEvent.JOB_STARTED, jobs=[3])) == []
+    [started] = converter.convert(_record(" Rule: bundle", event=LogEvent.JOB_INFO, jobid=3, **info))
+    assert (started.kind, started.bundle, started.data["reason"]) == ("job_started", "2025-09-29--v1", "Missing output")
+    # another order, and the other field name for the id
+    converter.convert(_record(" Rule: bundle", event=LogEvent.JOB_INFO, job_id=4, **{**info, "wildcards": {}}))
+    [other] = converter.convert(_record("Execute", event=LogEvent.JOB_STARTED, jobs=[4]))
+    assert (other.jobid, other.rule, other.bundle) == (4, "bundle", None)
+    [finished] = converter.convert(_record("Finished jobid: 3", event=LogEvent.JOB_FINISHED, job_id=3))
+    assert (finished.kind, finished.bundle) == ("job_finished", "2025-09-29--v1")
+    [error] = converter.convert(_record("Error in rule bundle", event=LogEvent.JOB_ERROR, jobid=4, rule_name="bundle"))
+    assert error.kind == "job_error" and not error.ok and error.data == {"interrupted": False}
+    assert converter.convert(_record("no fields at all", event=LogEvent.PROGRESS))[0].done is None
+    converter.convert(_record("Terminating processes on user request, this might take some time."))
+    final = converter.finished()
+    assert final.kind == "run_finished" and final.ok is False and final.data == {"interrupted": True}
+    nothing = Converter("r2")
+    assert [e.total for e in nothing.convert(_record("Nothing to be done (all requested files are present)."))] == [0]
+    assert nothing.finished().ok

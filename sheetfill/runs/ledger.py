@@ -178,6 +178,10 @@ class Ledger:
         sql = "UPDATE bundles SET status = ?, reason = COALESCE(?, reason), updated = ? WHERE run_id = ? AND status = ?"
         return self._write(sql, (status, reason, time.time(), run_id, from_status)).rowcount
 
+    def slot(self, run_id: str, bundle: str) -> dict | None:
+        rows = self._read("SELECT * FROM bundles WHERE run_id = ? AND bundle = ?", (run_id, bundle))
+        return rows[0] if rows else None
+
     def slots(self, run_id: str) -> list[dict]:
         return self._read("SELECT * FROM bundles WHERE run_id = ? ORDER BY bundle", (run_id,))
 

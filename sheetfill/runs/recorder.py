@@ -139,7 +139,7 @@ class LedgerSink:
         )
 
     def _finish_slot(self, event: RunEvent, status: str, error=None, rows_in=None, records_out=None, **task) -> None:
-        started = next((s["started"] for s in self.ledger.slots(event.run_id) if s["bundle"] == event.bundle), None)
+        started = (self.ledger.slot(event.run_id, event.bundle) or {}).get("started")
         self.ledger.update_slot(
             event.run_id,
             event.bundle,

@@ -59,11 +59,13 @@ def cmd_serve(args) -> int:
 
 def cmd_runs(args) -> int:
     from sheetfill.runs.ledger import Ledger
+    from sheetfill.runs.recorder import mark_stale_runs
     from sheetfill.service import control
     from sheetfill.service.settings import load_service_settings
 
     settings = load_service_settings(args.directory, args.configfile, cores=getattr(args, "cores", 2))
     ledger = Ledger.for_root(settings.restore_root)
+    mark_stale_runs(ledger, settings.heartbeat_timeout_s)  # a dead run never shows as running
     try:
         return {"list": _list, "show": _show, "cancel": _cancel, "retry": _retry}[args.action](args, settings, ledger)
     except (control.RunNotFound, control.RunConflict) as error:
