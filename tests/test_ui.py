@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_archives
+from conftest import REPO, make_archives, unavailable
 from ui_server import Service
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,9 +32,12 @@ FOUR = ["2025-09-29--v1", "2025-09-29--v2", "2025-09-30--v1", "2025-09-30--v2"]
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("playwright is not installed: python -m pip install -e '.[test]'")
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed; install it as root with: apt-get install -y chromium")
+        unavailable("Debian's chromium is not installed; install it as root with: apt-get install -y chromium")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
