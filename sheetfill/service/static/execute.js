@@ -86,10 +86,17 @@
     }
     const items = planItems(data);
     const n = toBuild(data, items);
-    count.textContent = n + (n === 1 ? " bundle" : " bundles") + " to build" + (data && data.note ? " — " + data.note : "");
+    const fresh = data && Number.isInteger(data.up_to_date) ? ", " + data.up_to_date + " up to date" : "";
+    count.textContent = n + (n === 1 ? " bundle" : " bundles") + " to build" + fresh + (data && data.note ? " — " + data.note : "");
     count.dataset.count = n;
     list.replaceChildren(...items.map((b) => SF.el("li", { dataset: { bundle: b.bundle } },
-      SF.el("span", { class: "mono" }, b.bundle), b.reason ? " — " + b.reason : "")));
+      SF.el("span", { class: "mono" }, b.bundle), b.reason ? " — " + b.reason : "",
+      b.detail ? SF.el("span", { class: "hint" }, " (" + b.detail + ")") : "")));
+    // why, in one line: "3 new archive; 1 archive bytes changed"
+    const why = new Map();
+    for (const b of items) if (b.reason) why.set(b.reason, (why.get(b.reason) || 0) + 1);
+    details.querySelector("summary").textContent = "Show the bundles" +
+      (why.size ? " (" + [...why].map(([r, k]) => k + " " + r).join("; ") + ")" : "");
     details.hidden = !items.length;
   }
 

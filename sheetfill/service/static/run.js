@@ -11,9 +11,10 @@
   const isFailed = (b) => SF.FAILED.test(String(b.status || "").toLowerCase());
   const num = (v) => (v === null || v === undefined || v === "" ? "–" : String(v));
 
+  // Work of this run: bundle slots skipped as up to date are listed but are not work to wait for.
   function progress(r) {
-    const rows = r.bundles || [];
-    const total = rows.length || r.total || 0;
+    const rows = (r.bundles || []).filter((b) => String(b.status).toLowerCase() !== "skipped");
+    const total = rows.length || (r.bundles && r.bundles.length ? 0 : r.total || 0);
     const done = rows.length ? rows.filter((b) => !isPending(b)).length : r.done || 0;
     const failed = rows.length ? rows.filter(isFailed).length : r.failed || 0;
     return { total, done, failed };

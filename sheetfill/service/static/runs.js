@@ -37,6 +37,12 @@
     more.hidden = runs.length < PAGE;
   }
 
+  // While a run is active the list keeps itself current (first page only; older runs do not change).
+  setInterval(() => {
+    const active = body.querySelector("tr[data-status=queued], tr[data-status=running], tr[data-status=cancelling]");
+    if (active && offset <= PAGE) { offset = 0; load(); }
+  }, 3000);
+
   more.addEventListener("click", load);
   load();
 })();
