@@ -102,13 +102,15 @@ def login_redirect(request: Request, exc: LoginRequired) -> RedirectResponse:
 def install(app, settings, token: str | None = None) -> None:
     """Mount the UI on the service app: pages, static files and the login redirect.
 
-    settings: the service's sheetfill.runs.config.Settings (paths are fixed by the server's config).
+    settings: the service's ServiceSettings (its .sheetfill settings and .token are used), or any
+    object with restore_root, archive_root and archive_pattern. Paths are fixed by the server's config.
     """
+    paths = getattr(settings, "sheetfill", settings)
     app.state.sheetfill_ui = UIContext(
-        restore_root=Path(settings.restore_root),
-        archive_root=Path(settings.archive_root),
-        archive_pattern=settings.archive_pattern,
-        token=token or None,
+        restore_root=Path(paths.restore_root),
+        archive_root=Path(paths.archive_root),
+        archive_pattern=paths.archive_pattern,
+        token=token or getattr(settings, "token", None) or None,
     )
     app.include_router(router)
     app.mount("/static", static_files, name="static")
