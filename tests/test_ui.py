@@ -25,6 +25,7 @@ pytest.importorskip("sheetfill.service.app", reason="the run service (issue 14) 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 RUN_TIMEOUT = 240_000  # ms a real Snakemake run of a few small bundles may take on a loaded 2-CPU machine
 UI_TIMEOUT = 15_000  # ms for the page to react to a click or an API answer
+PLAN_TIMEOUT = 120_000  # ms for a preview: the plan is a Snakemake dry run in a subprocess
 PWNED = "window.__pwned=1"
 WINDOW = ("2025-09-29", "2025-09-30")
 FOUR = ["2025-09-29--v1", "2025-09-29--v2", "2025-09-30--v1", "2025-09-30--v2"]
@@ -94,7 +95,7 @@ def launch_backfill(page, service, since: str, until: str) -> str:
     page.check("#backfill")
     page.fill("#since", since)
     page.fill("#until", until)
-    page.wait_for_selector("#preview-count[data-count]")
+    page.wait_for_selector("#preview-count[data-count]", timeout=PLAN_TIMEOUT)
     page.click("#submit")
     page.wait_for_url(re.compile(r"/runs/[^/]+$"))
     return page.url.rsplit("/", 1)[1]
@@ -108,7 +109,7 @@ def test_backfill_from_the_execute_form_to_a_finished_run(service, page, tmp_pat
     assert page.is_visible("input[name=since]") and page.is_visible("input[name=until]")
     page.fill("#since", WINDOW[0])
     page.fill("#until", WINDOW[1])
-    page.wait_for_selector("#preview-count[data-count='4']")
+    page.wait_for_selector("#preview-count[data-count='4']", timeout=PLAN_TIMEOUT)
     assert page.inner_text("#preview-count").startswith("4 bundles to build")
     page.click("#preview-details summary")
     assert page.eval_on_selector_all("#preview-list li", "xs => xs.map(x => x.dataset.bundle)") == FOUR
@@ -131,7 +132,7 @@ def test_backfill_from_the_execute_form_to_a_finished_run(service, page, tmp_pat
     page.check("#backfill")
     page.fill("#since", WINDOW[0])
     page.fill("#until", WINDOW[1])
-    page.wait_for_selector("#preview-count[data-count='0']")  # built already: nothing to do, said plainly
+    page.wait_for_selector("#preview-count[data-count='0']", timeout=PLAN_TIMEOUT)  # built already: nothing to do, said plainly
     assert page.inner_text("#preview-count").startswith("0 bundles to build")
     assert page.errors == []
 
@@ -141,12 +142,14 @@ def test_form_errors_show_the_apis_message_next_to_the_field(service, page):
     page.check("#backfill")
     page.fill("#since", "2025-09-30")
     page.fill("#until", "2025-09-29")
-    page.wait_for_selector("#since-error:not(:empty), #until-error:not(:empty)")
+    page.wait_for_selector("#since-error:not(:empty), #until-error:not(:empty)", timeout=PLAN_TIMEOUT)
     message = page.inner_text("#since-error") + page.inner_text("#until-error")
     assert "since" in message and "until" in message
     page.fill("#since", "2031-01-01")
     page.fill("#until", "2031-01-02")
-    page.wait_for_function("document.getElementById('since-error').innerText.includes('2025-')")  # nearest dates
+    page.wait_for_function(
+        "document.getElementById('since-error').innerText.includes('2025-')", timeout=PLAN_TIMEOUT
+    )  # nearest dates
     page.click("#submit")
     page.wait_for_selector("#since-error:not(:empty), #until-error:not(:empty)")
     assert page.url.endswith("/execute")
@@ -276,7 +279,7 @@ def test_bundles_grid_at_10000_ledger_bundles(tmp_path, page):
 def test_scheduled_run_moves_the_cursor_which_resets_after_confirmation(service, page, tmp_path):
     page.goto(service.url("/execute"))
     assert not page.is_checked("#backfill")
-    page.wait_for_selector("#preview-count[data-count='6']")  # no cursor yet: every archive
+    page.wait_for_selector("#preview-count[data-count='6']", timeout=PLAN_TIMEOUT)  # no cursor yet: every archive
     page.click("#submit")
     page.wait_for_url(re.compile(r"/runs/[^/]+$"))
     assert wait_final(page) == "succeeded"
@@ -301,10 +304,15 @@ def test_run_page_follows_the_run_across_a_server_restart(tmp_path, page):
     try:
         launch_backfill(page, service, *WINDOW)
         page.wait_for_selector("#run-live:text('live')", timeout=RUN_TIMEOUT)
+        page.wait_for_selector("#bundles tbody tr[data-status=running]", timeout=RUN_TIMEOUT)
+        run_id = page.url.rsplit("/", 1)[1]
         service.restart()  # the same page, no reload: it reconnects and shows where the run ended
         final = wait_final(page)
-        assert final in {"succeeded", "failed"}
-        assert len(bundle_rows(page)) == 4
+        assert final == "failed"  # its Snakemake died with the server: failed with the reason, not "running"
+        _, run = service.api("GET", f"/api/v1/runs/{run_id}")
+        page.wait_for_function(f"document.querySelectorAll('#bundles tbody tr').length === {len(run['bundles'])}")
+        assert {b for b, _ in bundle_rows(page)} == {b["bundle"] for b in run["bundles"]}
+        assert page.inner_text("#run-error")  # the reason is shown
     finally:
         service.stop()
 
@@ -318,15 +326,16 @@ def test_off_loopback_the_token_is_asked_once_and_kept_for_the_session(tmp_path,
         page.goto(service.url("/bundles"))
         page.wait_for_url(re.compile(r"/login\?next="))
         assert page.get_attribute("label[for=token]", "for") == "token"
+        assert page.locator("form.logout").count() == 0  # not signed in yet
         page.fill("#token", "wrong")
-        page.click("button[type=submit]")
+        page.click("#login button[type=submit]")
         assert "not valid" in page.inner_text("#token-error")
         shoot(page, "login", tmp_path)
         page.fill("#token", "s3cret-token")
-        page.click("button[type=submit]")
+        page.click("#login button[type=submit]")
         page.wait_for_url(service.url("/bundles"))
         page.goto(service.url("/execute"))
-        page.wait_for_selector("#preview-count[data-count='2']")  # the API answered with the stored token
+        page.wait_for_selector("#preview-count[data-count='2']", timeout=PLAN_TIMEOUT)  # the API answered with the stored token
         assert page.request.get(service.url("/api/v1/runs")).status == 401  # the API itself still wants it
     finally:
         service.stop()

@@ -80,7 +80,11 @@ def _guard(request: Request) -> None:
 def _page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
     service = _service(request)
     html = templates.get_template(name).render(
-        request=request, nav=request.url.path, needs_token=bool(service.token), **context
+        request=request,
+        nav=request.url.path,
+        needs_token=bool(service.token),
+        signed_in=bool(service.token) and _token_ok(request),
+        **context,
     )
     return HTMLResponse(html, status_code=status_code, headers=_headers(PAGE_POLICY))
 

@@ -5,7 +5,7 @@
   const base = "/api/v1/runs/" + encodeURIComponent(id);
   const $ = (x) => document.getElementById(x);
   const PENDING = new Set(["queued", "pending", "planned", "running", "waiting", "started"]);
-  let current = null, stop = null, timer = null, poll = null;
+  let current = null, stop = null, timer = null, poll = null, settled = false, finalReads = 0;
 
   const isPending = (b) => PENDING.has(String(b.status || "").toLowerCase());
   const isFailed = (b) => SF.FAILED.test(String(b.status || "").toLowerCase());
@@ -56,7 +56,9 @@
     $("retry").hidden = !(final && p.failed > 0);
     $("data-docs").hidden = !final;
     table(r.bundles || []);
-    if (final && stop) { stop(); stop = null; $("run-live").textContent = ""; }
+    // The verdict can land a moment before the last bundle rows: re-read until they settle too.
+    settled = final && !(r.bundles || []).some(isPending);
+    if (settled && stop) { stop(); stop = null; $("run-live").textContent = ""; }
   }
 
   function order(b) { return isFailed(b) ? 0 : String(b.status).toLowerCase() === "running" ? 1 : isPending(b) ? 2 : 3; }
@@ -113,12 +115,16 @@
   });
 
   load().then(() => {
-    if (current && SF.FINAL.has(current.status)) return;
+    if (settled) return;
     stop = SF.stream(base + "/events", refreshSoon, (state) => {
       $("run-live").textContent = state === "live" ? "live" : state === "reconnecting" ? "reconnecting…" : "";
       if (state === "live") refreshSoon(); // after a reconnect (e.g. server restart), catch up at once
     });
     // A safety net when the event stream is down: re-read every few seconds until the run ends.
-    poll = setInterval(() => { if (current && SF.FINAL.has(current.status)) clearInterval(poll); else load(); }, 3000);
+    // Bounded: a finished run whose rows never settle (a crashed run) is re-read ten times at most.
+    poll = setInterval(() => {
+      if (settled || (current && SF.FINAL.has(current.status) && ++finalReads > 10)) clearInterval(poll);
+      else load();
+    }, 1000);
   });
 })();
