@@ -21,7 +21,6 @@ from conftest import REPO, make_archives, unavailable
 from ui_server import Service
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-pytest.importorskip("sheetfill.service.app", reason="the run service (issue 14) is not on this branch yet")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 RUN_TIMEOUT = 240_000  # ms a real Snakemake run of a few small bundles may take on a loaded 2-CPU machine
 UI_TIMEOUT = 15_000  # ms for the page to react to a click or an API answer
