@@ -86,7 +86,8 @@ def wait_final(page, timeout: int = RUN_TIMEOUT) -> str:
 
 
 def bundle_rows(page) -> list[tuple[str, str]]:
-    return page.eval_on_selector_all("#bundles tbody tr", "rows => rows.map(r => [r.dataset.bundle, r.dataset.status])")
+    rows = page.eval_on_selector_all("#bundles tbody tr", "rows => rows.map(r => [r.dataset.bundle, r.dataset.status])")
+    return [tuple(row) for row in rows]
 
 
 def launch_backfill(page, service, since: str, until: str) -> str:
@@ -131,7 +132,9 @@ def test_backfill_from_the_execute_form_to_a_finished_run(service, page, tmp_pat
     page.check("#backfill")
     page.fill("#since", WINDOW[0])
     page.fill("#until", WINDOW[1])
-    page.wait_for_selector("#preview-count[data-count='0']", timeout=PLAN_TIMEOUT)  # built already: nothing to do, said plainly
+    page.wait_for_selector(
+        "#preview-count[data-count='0']", timeout=PLAN_TIMEOUT
+    )  # built already: nothing to do, said plainly
     assert page.inner_text("#preview-count").startswith("0 bundles to build")
     assert page.errors == []
 
@@ -334,7 +337,9 @@ def test_off_loopback_the_token_is_asked_once_and_kept_for_the_session(tmp_path,
         page.click("#login button[type=submit]")
         page.wait_for_url(service.url("/bundles"))
         page.goto(service.url("/execute"))
-        page.wait_for_selector("#preview-count[data-count='2']", timeout=PLAN_TIMEOUT)  # the API answered with the stored token
+        page.wait_for_selector(
+            "#preview-count[data-count='2']", timeout=PLAN_TIMEOUT
+        )  # the API answered with the stored token
         assert page.request.get(service.url("/api/v1/runs")).status == 401  # the API itself still wants it
     finally:
         service.stop()
