@@ -192,8 +192,12 @@ print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
     with Receiver() as receiver:
         on_env = {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
         on = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=on_env, timeout=60)
-    assert on.returncode == 0 and "opentelemetry.sdk.metrics" in on.stdout, on.stderr
-    assert len(receiver.requests["/v1/metrics"]) == 1  # the gate reported; the sink saw its marker
+        assert on.returncode == 0 and "opentelemetry.sdk.metrics" in on.stdout, on.stderr
+        shutil.rmtree(tmp_path / "outputs")
+        only_metrics = {**on_env, "OTEL_TRACES_EXPORTER": "none"}
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=only_metrics, timeout=60)
+    assert len(receiver.requests["/v1/metrics"]) == 2  # the gate reported; the sink saw its marker
+    assert len(receiver.requests["/v1/traces"]) == 1  # OTEL_TRACES_EXPORTER=none: no traces the second time
 
 
 def test_metrics_endpoint_of_the_service_after_a_real_run(sample, tmp_path):
