@@ -18,4 +18,4 @@ include: "workflow/rules/docs.smk"
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets,

@@ -108,6 +108,22 @@ def _dates_as_text(config: dict) -> dict:
     return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in config.items()}
 
 
+BOOLEAN_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def _booleans_from_text(config: dict, schema: dict) -> dict:
+    """`--config archive=true` arrives as the text 'true': read the words YAML users write."""
+    fixed = dict(config)
+    for key, spec in schema.get("properties", {}).items():
+        value = fixed.get(key)
+        if spec.get("type") == "boolean" and isinstance(value, str):
+            word = value.strip().lower()
+            if word not in BOOLEAN_WORDS:
+                raise ConfigError(f"{key}={value!r} is not a boolean. Use true/false (or yes/no), e.g. {key}=true.")
+            fixed[key] = BOOLEAN_WORDS[word]
+    return fixed
+
+
 def check_schema(config: dict, schema: dict) -> None:
     import jsonschema
 
@@ -126,7 +142,7 @@ def check_schema(config: dict, schema: dict) -> None:
 def load_settings(config: dict, check_paths: bool = True) -> Settings:
     """Validate a raw config mapping and return typed settings, or raise ConfigError."""
     schema = load_schema()
-    raw = _dates_as_text(dict(config))
+    raw = _booleans_from_text(_dates_as_text(dict(config)), schema)
     check_schema(raw, schema)
     raw = fill_defaults(schema, raw)
     since, until = parse_date("since", raw["since"]), parse_date("until", raw["until"])

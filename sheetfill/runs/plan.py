@@ -26,6 +26,7 @@ class Plan:
     profile_path: Path
     archives: list[Archive] = field(default_factory=list)
     note: str = ""  # why the plan is empty, for scheduled runs with nothing new
+    history: list[Archive] = field(default_factory=list)  # every archive found, of any date and version
 
     @property
     def bundles(self) -> list[str]:
@@ -57,6 +58,17 @@ class Plan:
         return json.dumps(self.window(), sort_keys=True)
 
 
+def check_versions_exist(versions: tuple[str, ...] | None, archives: list[Archive]) -> None:
+    """A version that no archive has is a typo, in a scheduled run as in a backfill."""
+    known = {a.version for a in archives}
+    unknown = sorted(set(versions or ()) - known)
+    if unknown and archives:
+        raise ConfigError(
+            f"versions {', '.join(unknown)} not found in any archive; versions that exist: "
+            f"{', '.join(sorted(known))}. Fix --config versions=[...] or omit it for all."
+        )
+
+
 def make_plan(config: dict) -> Plan:
     settings = load_settings(config)
     profile_path = load_profile(settings.profile).path  # a broken data profile fails here, before any job
@@ -64,8 +76,11 @@ def make_plan(config: dict) -> Plan:
     since = settings.since
     if not settings.backfill and cursor is not None:
         since = cursor + dt.timedelta(days=1)
-    plan = Plan(settings=settings, since=since, until=settings.until, cursor=cursor, profile_path=profile_path)
     archives = scan(settings.archive_root, settings.archive_pattern)
+    plan = Plan(
+        settings=settings, since=since, until=settings.until, cursor=cursor, profile_path=profile_path, history=archives
+    )
+    check_versions_exist(settings.versions, archives)
     in_window = select(archives, since, settings.until, None)
     if not in_window and not settings.backfill and cursor is not None:
         note = f"Nothing new: no archive after the cursor ({cursor}) in {describe_window(since, settings.until)}."

@@ -29,7 +29,7 @@ except SheetfillError as error:
 
 SETTINGS = PLAN.settings
 RESTORE_ROOT = str(SETTINGS.restore_root).rstrip("/")
-ARCHIVES = {archive.bundle: str(archive.path) for archive in PLAN.archives}
+ARCHIVES = {archive.bundle: str(archive.path) for archive in PLAN.history}
 
 
 def shell_constant(text):
@@ -75,17 +75,13 @@ envvars:
     "TRACEPARENT",
 
 
-if PLAN.note:
-    print(f"sheetfill: {PLAN.note}", file=sys.stderr)
-
-
 wildcard_constraints:
     date=r"\d{4}-\d{2}-\d{2}",
     version=r"[^/]+",
 
 
 def archive_of(wildcards):
-    """The zip behind a bundle (date--version); only bundles of the current window exist."""
+    """The zip behind a bundle (date--version), of any date: --report also reaches older bundles."""
     return ARCHIVES[f"{wildcards.date}--{wildcards.version}"]
 
 
@@ -101,13 +97,42 @@ def bundle_outputs():
     return [f"{RESTORE_ROOT}/{BUNDLE_STAGE}/{bundle}" for bundle in PLAN.bundles]
 
 
+def docs_inputs(wildcards):
+    """The window's bundle folders; for --report only those that were built (it shows, never builds)."""
+    return [o for o in bundle_outputs() if os.path.isdir(o)] if inspecting() else bundle_outputs()
+
+
 def run_record():
     return f"{RESTORE_ROOT}/outputs/runs/{PLAN.window_key}.json"
 
 
-def all_targets():
+def inspecting():
+    """True when Snakemake builds the DAG to show it (--report, --summary, --dag), not to run or plan
+    it (a run or -n): only those set the workflow's execution settings before building the DAG."""
+    return workflow.execution_settings is None
+
+
+def report_targets():
+    """What --report shows: the window's bundles given since (a backfill), else every bundle built."""
+    bundles = PLAN.bundles if SETTINGS.backfill else [a.bundle for a in PLAN.history]
+    versions = SETTINGS.versions
+    targets = [
+        f"{RESTORE_ROOT}/outputs/{bundle}"
+        for bundle in bundles
+        if (not versions or bundle.partition("--")[2] in versions)
+        and os.path.exists(f"{RESTORE_ROOT}/outputs/{bundle}/bundle.json")
+    ]
+    docs = f"{RESTORE_ROOT}/data-docs"
+    return targets + ([docs] if os.path.exists(f"{docs}/index.html") else [])
+
+
+def all_targets(wildcards):
+    """Input of rule all, evaluated only when `all` is the target (not for explicit targets or --unlock)."""
+    if inspecting():
+        return report_targets()
     if not PLAN.bundles:
-        return []
+        print(f"sheetfill: {PLAN.note}", file=sys.stderr)
+        return [str(SETTINGS.cursor_file)]  # exists: Snakemake says "Nothing to be done" and runs no job
     targets = [run_record()]
     if SETTINGS.archive:
         targets += [f"{RESTORE_ROOT}/outputs/{bundle}.zip" for bundle in PLAN.bundles]

@@ -3,7 +3,7 @@
 
 rule data_docs:
     input:
-        bundle_outputs(),
+        docs_inputs,
     output:
         report(
             directory(f"{RESTORE_ROOT}/data-docs"),
