@@ -1,4 +1,4 @@
-"""Snakemake `script:` adapter: build the static data docs for the window's bundles."""
+"""Snakemake `script:` adapter: build the static data docs, the window's bundles marked in the history."""
 
 import sys
 from pathlib import Path
@@ -11,5 +11,6 @@ index = build_data_docs(
     [Path(p) for p in snakemake.input],  # noqa: F821
     Path(snakemake.output[0]),  # noqa: F821
     snakemake.params.window,  # noqa: F821
+    restore_root=Path(snakemake.output[0]).parent,  # noqa: F821 - the docs cover every bundle built there
 )
 Path(snakemake.log[0]).write_text(f"data docs: {index}\n")  # noqa: F821

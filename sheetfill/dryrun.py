@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sheetfill.runs.reasons import DryRun, JobFacts, PlannedBundle, bundle_reason
 
-BUNDLE_RULES = ("bundle", "archive_bundle")  # per-bundle jobs; the others are run-level
+BUNDLE_RULES = ("bundle", "enrich", "archive_bundle")  # per-bundle jobs; the others are run-level
 
 
 def dry_run(

@@ -171,8 +171,7 @@ def tab(tmp_path):
 def test_rendered_docs_show_failures_load_charts_and_run_no_script(tmp_path, tab):
     index = build_data_docs(make_window(tmp_path), tmp_path / "data-docs", WINDOW)
 
-    tab.open(index)
-    tab.screenshot(tmp_path / "index.png")
+    tab.open(index.parent / "window.html")
     rows = tab.js("""Array.from(document.querySelectorAll('#bundles tr[data-bundle]')).map(tr => {
         const cell = tr.querySelector('td.status');
         return [tr.dataset.bundle, cell.innerText.trim(), getComputedStyle(cell).color];
@@ -184,9 +183,11 @@ def test_rendered_docs_show_failures_load_charts_and_run_no_script(tmp_path, tab
         ["2025-09-30--v1", "✗ failed to process", red],
         ["2025-09-30--v2", "✓ ok", green],
     ]
+    tab.open(index)
+    tab.screenshot(tmp_path / "index.png")
     assert "2 of 4 bundles failed" in tab.js("document.getElementById('verdict').innerText")
     images = tab.js("Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
-    assert len(images) == 3
+    assert len(images) == 4
     assert all(complete and width > 0 for _, complete, width in images), images
 
     tab.open(index.parent / "bundles" / "2025-09-29--v2.html")

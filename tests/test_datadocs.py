@@ -144,7 +144,10 @@ def docs(tmp_path):
 
 
 def test_index_lists_every_bundle_with_its_status(docs):
-    page = Page(docs)
+    assert Page(docs).rows == {"2025-09-29--v2": "failed_validation", "2025-09-30--v1": "failed_processing"}
+    text = Page(docs).all_text
+    assert "2 of 4 bundles failed" in text
+    page = Page(docs.parent / "window.html")  # the window's full table, linked from the index
     assert page.rows == {
         "2025-09-29--v1": "ok",
         "2025-09-29--v2": "failed_validation",
@@ -152,9 +155,8 @@ def test_index_lists_every_bundle_with_its_status(docs):
         "2025-09-30--v2": "ok",
     }
     text = page.all_text
-    assert "2 of 4 bundles failed" in text
     assert "corrupt zip: <b>bad</b> central directory" in text  # the error, shown as text
-    assert "2025-09-29 … 2025-09-30" in text and "v1, v2" in text
+    assert "2025-09-29 … 2025-09-30" in Page(docs).all_text and "v1, v2" in Page(docs).all_text
     assert "+2 added, −1 removed, ~1 changed, 1 unchanged" in text  # v2 against v1, same date
     assert "+1 added, −1 removed, ~2 changed" in text  # bundle.json's diff against the previous build
 
@@ -185,13 +187,13 @@ def test_failed_processing_page_shows_the_error(docs):
 
 def test_charts_and_links_are_local_files(docs):
     root = docs.parent
-    for path in [docs, *(root / "bundles").glob("*.html")]:
+    for path in [docs, root / "window.html", *(root / "months").glob("*.html"), *(root / "bundles").glob("*.html")]:
         page = Page(path)
         for ref in page.images + page.links:
             assert "://" not in ref and not ref.startswith("//"), ref
             assert (path.parent / ref).exists(), ref
     images = Page(docs).images
-    assert len(images) == 3
+    assert len(images) == 4  # the status calendar, records, quality and (some bundles failed) failures
     for image in images:
         assert (root / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -34,12 +34,13 @@ def test_after_scheduled_runs_the_report_holds_every_bundle_built_and_the_data_d
     workflow.run(until="2025-09-30")
     workflow.run()  # the next scheduled run: only 2025-10-01; the cursor is now at the newest date
     names = report_names(workflow, tmp_path / "report.zip")
-    assert sum(n.endswith("refined.xlsx") for n in names) == 6
+    assert sum(n.endswith("/refined.xlsx") for n in names) == 6
     assert sum(n.endswith("/index.html") for n in names) == 1
+    assert any(n.endswith("bundles/2025-09-29--v2.html") for n in names)  # the docs cover the history
 
 
 def test_a_report_of_a_window_holds_only_that_window(workflow, tmp_path):
     workflow.run()
     names = report_names(workflow, tmp_path / "window.zip", since="2025-09-30", until="2025-09-30", versions=["v2"])
-    assert sum(n.endswith("refined.xlsx") for n in names) == 1
+    assert sum(n.endswith("/refined.xlsx") for n in names) == 1
     assert any(n.endswith("/index.html") for n in names)

@@ -8,15 +8,17 @@ so importing this package stays cheap.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from sheetfill.datadocs.charts import draw_calendar, draw_trends, version_key
+from sheetfill.datadocs.history import DiffCache, PageCache, history_folders, window_names
 
 STATUS_LABEL = {
     "ok": "ok",
@@ -26,7 +28,11 @@ STATUS_LABEL = {
 }
 OUTPUT_FILES = ("refined.xlsx", "refined.parquet", "rejected.csv", "validation.json", "provenance.json")
 OUTPUT_FILES += ("enriched.parquet", "enrichment.json")  # present when the bundle was enriched
-OWNED = ("index.html", "style.css", "bundles", "charts")  # what a rebuild may replace in docs_dir
+# what a rebuild may replace in docs_dir
+OWNED = ("index.html", "window.html", "failures.html", "style.css", "bundles", "charts", "months", "files")
+COUNTS_ORDER = ("rows_in", "records_out", "duplicates_merged", "flagged", "rejected")  # index and bundle pages
+FAILURES_ON_INDEX = 50  # newest first; the rest on failures.html
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 # --- reading the bundle folders ------------------------------------------------------------------
@@ -81,135 +87,30 @@ def load_bundle(folder: Path) -> dict:
     }
 
 
-def _version_key(version: str):
-    """v2 before v10: numbers in a version compare as numbers."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", version) if part]
-
-
 def _bundle_key(bundle: dict):
-    return bundle.get("date") or "", _version_key(bundle.get("version") or "")
+    return bundle.get("date") or "", version_key(bundle.get("version") or "")
 
 
-def version_diffs(bundles: list[dict]) -> dict[str, dict]:
+def version_diffs(bundles: list[dict], cache: DiffCache | None = None) -> dict[str, dict]:
     """For each date with several versions: each version's diff against the version before it."""
     by_date = defaultdict(list)
     for bundle in bundles:
         if (bundle["folder"] / "refined.parquet").exists():
             by_date[bundle.get("date")].append(bundle)
     pairs = [(a, b) for versions in by_date.values() for a, b in zip(versions, versions[1:])]
-    if not pairs:
-        return {}
-    from sheetfill.bundle.diff import diff_records, read_for_diff
+    cache = cache or DiffCache(None)
+    diffs = {}
+    for before, after in pairs:
+        key = cache.key(before["folder"] / "refined.parquet", after["folder"] / "refined.parquet")
+        found = cache.get(after["bundle"], key)
+        if found is None:
+            from sheetfill.bundle.diff import diff_records, read_for_diff
 
-    return {
-        after["bundle"]: {
-            "against": before["bundle"],
-            "against_page": before["page"],
-            **diff_records(
-                read_for_diff(before["folder"] / "refined.parquet"), read_for_diff(after["folder"] / "refined.parquet")
-            ),
-        }
-        for before, after in pairs
-    }
-
-
-# --- charts --------------------------------------------------------------------------------------
-
-
-def _as_date(text):
-    try:
-        return dt.date.fromisoformat(str(text))
-    except ValueError:
-        return None
-
-
-def _records(b: dict):
-    return (b.get("counts") or {}).get("records_out")
-
-
-def _quality(b: dict):
-    return (b.get("quality") or {}).get("mean_score")
-
-
-def _line_chart(axes, bundles: list[dict], versions: list[str], value) -> None:
-    for version in versions:
-        points = [
-            (_as_date(b["date"]), value(b))
-            for b in bundles
-            if b.get("version") == version and value(b) is not None and _as_date(b.get("date"))
-        ]
-        if points:
-            axes.plot(*zip(*points), marker="o", label=version)
-
-
-def _failure_chart(axes, bundles: list[dict], versions: list[str]) -> None:
-    """Grouped bars per date: failed expectations per version; hatched red where processing failed."""
-    width = 0.8 / max(len(versions), 1)
-    for i, version in enumerate(versions):
-        mine = [b for b in bundles if b.get("version") == version and _as_date(b.get("date"))]
-        offset = dt.timedelta(days=(i - (len(versions) - 1) / 2) * width)
-        validation = [
-            (_as_date(b["date"]) + offset, (b.get("validation") or {}).get("failed", 0))
-            for b in mine
-            if b["status"] != "failed_processing"
-        ]
-        if validation:
-            axes.bar(*zip(*validation), width=width, label=f"{version}: failed expectations")
-        broken = [_as_date(b["date"]) + offset for b in mine if b["status"] == "failed_processing"]
-        if broken:
-            axes.bar(
-                broken,
-                [1] * len(broken),
-                width=width,
-                color="none",
-                edgecolor="#b42318",
-                hatch="//",
-                label=f"{version}: failed to process",
-            )
-    axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.set_ylim(0, max(1.0, axes.get_ylim()[1]))  # a clean window shows 0..1, not -0.05..0.05
-
-
-def _date_axis(axes, bundles: list[dict]) -> None:
-    """Whole days on the x axis: one tick per date for short windows, calendar ticks for long ones."""
-    import matplotlib.dates as mdates
-
-    dates = [d for d in (_as_date(b.get("date")) for b in bundles) if d]
-    short = dates and (max(dates) - min(dates)).days < 10
-    locator = mdates.DayLocator() if short else mdates.AutoDateLocator(minticks=3, maxticks=8)
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-
-
-CHARTS = [
-    ("records.png", "Records out by date and version", lambda axes, b, v: _line_chart(axes, b, v, _records)),
-    ("quality.png", "Mean quality score by date and version", lambda axes, b, v: _line_chart(axes, b, v, _quality)),
-    ("failures.png", "Failures by date and version", _failure_chart),
-]
-
-
-def draw_charts(bundles: list[dict], out: Path) -> list[dict]:
-    """The window's charts as PNG files in out; returns [{"file", "title"}] with paths relative to the docs."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: never a display, never a GUI toolkit
-    import matplotlib.pyplot as plt
-
-    versions = sorted({b.get("version") or "" for b in bundles}, key=_version_key)
-    charts = []
-    for name, title, draw in CHARTS:
-        figure, axes = plt.subplots(figsize=(8, 2.8), dpi=100)
-        draw(axes, bundles, versions)
-        axes.set_title(title, fontsize=10)
-        _date_axis(axes, bundles)
-        axes.tick_params(labelsize=8)
-        if axes.get_legend_handles_labels()[0]:
-            axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-        figure.tight_layout()
-        figure.savefig(out / name, metadata={"Software": None})  # no version stamp: same data, same file
-        plt.close(figure)
-        charts.append({"file": f"charts/{name}", "title": title})
-    return charts
+            found = diff_records(read_for_diff(Path(key[0])), read_for_diff(Path(key[3])))
+            cache.put(after["bundle"], key, found)
+        diffs[after["bundle"]] = {"against": before["bundle"], "against_page": before["page"], **found}
+    cache.save()
+    return diffs
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -225,13 +126,20 @@ def _clear(docs_dir: Path) -> None:
             path.unlink()
 
 
-def _output_links(bundle: dict, pages_dir: Path) -> list[dict]:
-    """Relative links from a bundle page to the bundle's output files (they work from file://)."""
-    return [
-        {"name": name, "href": Path(os.path.relpath(bundle["folder"] / name, pages_dir)).as_posix()}
-        for name in OUTPUT_FILES
-        if (bundle["folder"] / name).exists()
-    ]
+def _link_outputs(bundle: dict, files_dir: Path) -> list[dict]:
+    """The bundle's output files, hard-linked (or copied) into the docs: links work when zipped alone."""
+    links = []
+    for name in OUTPUT_FILES:
+        source = bundle["folder"] / name
+        if not source.exists():
+            continue
+        flat = f"{bundle['bundle']}.{name}"  # one flat folder: ten thousand subfolders cost seconds to replace
+        try:
+            os.link(source, files_dir / flat)  # no bytes copied: same file, same filesystem
+        except OSError:
+            shutil.copyfile(source, files_dir / flat)
+        links.append({"name": name, "href": f"../files/{quote(flat)}"})
+    return links
 
 
 def _environment() -> Environment:
@@ -250,40 +158,98 @@ def _overview(bundles: list[dict], window: dict) -> dict:
     return {
         "statuses": dict(statuses),
         "dates": sorted({b.get("date") for b in bundles if b.get("date")}),
-        "versions": sorted({b.get("version") for b in bundles if b.get("version")}, key=_version_key),
+        "versions": sorted({b.get("version") for b in bundles if b.get("version")}, key=version_key),
         "requested_versions": (window or {}).get("versions"),
     }
 
 
-def build_data_docs(bundle_out_dirs, docs_dir, window: dict) -> Path:
-    """Write docs_dir/index.html, docs_dir/bundles/<bundle>.html and charts/; return the index path."""
-    bundles = sorted((load_bundle(Path(d)) for d in bundle_out_dirs), key=_bundle_key)
+def _months(bundles: list[dict]) -> list[dict]:
+    """The history grouped by month, newest first, with each month's tally."""
+    groups = defaultdict(list)
+    for bundle in bundles:
+        groups[(bundle.get("date") or "unknown")[:7]].append(bundle)
+    return [
+        {
+            "month": month,
+            "page": f"months/{month}.html",
+            "bundles": members,
+            "failed": sum(b["failed"] for b in members),
+            "in_window": sum(b["in_window"] for b in members),
+        }
+        for month, members in sorted(groups.items(), reverse=True)
+    ]
+
+
+def _write(path: Path, html: str) -> None:
+    path.write_text(html, encoding="utf-8")
+
+
+def build_data_docs(bundle_out_dirs, docs_dir, window: dict, restore_root: Path | None = None) -> Path:
+    """Write the data docs for the window's bundles and, given restore_root, every bundle built there.
+
+    docs_dir gets index.html (failures first, status calendar, trends, months), window.html (the
+    window's bundles), months/<YYYY-MM>.html, bundles/<bundle>.html, charts/ and files/<bundle>/.
+    """
+    window_dirs = [Path(d) for d in bundle_out_dirs]
+    folders = history_folders(restore_root, window_dirs) if restore_root else window_dirs
+    in_window = window_names(window_dirs)
+    bundles = sorted((load_bundle(folder) for folder in folders), key=_bundle_key)
+    for bundle in bundles:
+        bundle["in_window"] = bundle["bundle"] in in_window
     docs_dir = Path(docs_dir)
     docs_dir.mkdir(parents=True, exist_ok=True)
     _clear(docs_dir)
-    (docs_dir / "bundles").mkdir()
-    (docs_dir / "charts").mkdir()
+    for folder in ("bundles", "charts", "months", "files"):
+        (docs_dir / folder).mkdir()
     shutil.copyfile(Path(__file__).parent / "templates" / "style.css", docs_dir / "style.css")
-    diffs = version_diffs(bundles)
-    charts = draw_charts(bundles, docs_dir / "charts") if bundles else []
-    env = _environment()
+    cache = DiffCache(Path(restore_root) / ".sheetfill" / "docs-version-diffs.json" if restore_root else None)
+    diffs = version_diffs(bundles, cache)
+    charts = draw_trends(bundles, in_window, docs_dir / "charts") if bundles else []
+    calendar = draw_calendar(bundles, in_window, docs_dir / "charts") if bundles else None
     window = window or {}
-    index = env.get_template("index.html.j2").render(
-        bundles=bundles,
-        window=window,
-        charts=charts,
-        diffs=diffs,
-        overview=_overview(bundles, window),
-        failed=[b for b in bundles if b["failed"]],
+    mine = [b for b in bundles if b["in_window"]]
+    env = _environment()
+    common = {"window": window, "diffs": diffs, "counts_order": COUNTS_ORDER}
+    failed = sorted((b for b in bundles if b["failed"]), key=_bundle_key, reverse=True)
+    months = _months(bundles)
+    _write(
+        docs_dir / "index.html",
+        env.get_template("index.html.j2").render(
+            **common,
+            bundles=bundles,
+            mine=mine,
+            window_failed=[b for b in mine if b["failed"]],
+            failed=failed[:FAILURES_ON_INDEX],
+            failed_total=len(failed),
+            charts=charts,
+            calendar=calendar,
+            months=months,
+            overview=_overview(mine, window),
+        ),
     )
-    (docs_dir / "index.html").write_text(index, encoding="utf-8")
-    page = env.get_template("bundle.html.j2")
-    for bundle in bundles:
-        html = page.render(
-            b=bundle,
-            window=window,
-            version_diff=diffs.get(bundle["bundle"]),
-            outputs=_output_links(bundle, docs_dir / "bundles"),
-        )
-        (docs_dir / "bundles" / bundle["page"]).write_text(html, encoding="utf-8")
+    listing = env.get_template("listing.html.j2")
+    _write(docs_dir / "window.html", listing.render(**common, root="", title="The last run's window", rows=mine))
+    _write(docs_dir / "failures.html", listing.render(**common, root="", title="Failed bundles", rows=failed))
+    for month in months:
+        html = listing.render(**common, root="../", title=f"Bundles of {month['month']}", rows=month["bundles"])
+        _write(docs_dir / month["page"], html)
+    _bundle_pages(env, bundles, diffs, docs_dir, restore_root)
     return docs_dir / "index.html"
+
+
+def _bundle_pages(env, bundles: list[dict], diffs: dict, docs_dir: Path, restore_root: Path | None) -> None:
+    """One page per bundle; with restore_root, unchanged pages come from the previous builds' cache."""
+    page = env.get_template("bundle.html.j2")
+    cache = PageCache(Path(restore_root) / ".sheetfill" / "docs-pages" if restore_root else None, TEMPLATES)
+    keys = set()
+    for bundle in bundles:
+        outputs = _link_outputs(bundle, docs_dir / "files")
+        diff = diffs.get(bundle["bundle"])
+        key = cache.key(bundle, [diff, outputs])
+        keys.add(key)
+
+        def render(bundle=bundle, diff=diff, outputs=outputs):
+            return page.render(b=bundle, version_diff=diff, outputs=outputs, counts_order=COUNTS_ORDER)
+
+        cache.place(key, docs_dir / "bundles" / bundle["page"], render)
+    cache.prune(keys)
