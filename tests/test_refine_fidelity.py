@@ -221,3 +221,44 @@ def test_placeholders_are_flagged_never_evidence_nor_chosen(tmp_path):
     assert "placeholder contact_email: 'unknown+12@example.com'" in reasons[2]
     assert "placeholder contact_phone: '000-000-0123'" in reasons[2]
     assert result.quality["flag_counts"]["placeholder_contact_email"] == 2
+
+
+def test_a_sister_domain_or_an_acronym_domain_does_not_split_one_organisation(tmp_path):
+    write_workbook(
+        tmp_path / "SACAA.xlsx",
+        sacaa_rows(
+            ["Lowveld Aero Club", "", "", "lowveldaeroclub.co.za", "", "", ""],
+            ["Lowveld Aero Club (Flight School)", "", "", "lac.co.za", "", "", "admin@lac.co.za"],
+            ["Madiba Bay School of Flight", "", "", "", "", "", "info@madibabay.com"],
+            ["Madiba Bay School Of Flight CC", "", "", "madibabay.co.za", "", "", ""],
+        ),
+    )
+    assert sorted(refine(tmp_path).records["source_count"].tolist()) == [2, 2]
+
+
+def test_a_typo_in_a_shared_website_s_names_keeps_it_evidence(tmp_path):
+    # 'Cape Faclon' and 'Cape Falcon iAr' are one organisation's typos: its website stays identity
+    # and keeps the one-letter-different 'Apex Falcon Air Services' (another host) apart
+    write_workbook(
+        tmp_path / "SACAA.xlsx",
+        sacaa_rows(
+            ["Cape Faclon Air Services", "", "", "capefalcon.co.za", "", "", ""],
+            ["Cape Falcon iAr Services", "", "", "www.capefalcon.co.za", "", "", ""],
+            ["Apex Falcon Air Services", "", "", "apexfalcon.co.za", "", "", ""],
+        ),
+    )
+    assert sorted(refine(tmp_path).records["source_count"].tolist()) == [1, 2]
+
+
+def test_entity_resolution_stays_precise_on_a_2000_organisation_bundle(tmp_path):
+    import datetime as dt
+    import zipfile
+
+    from sheetfill.refine.evaluate import pairwise_scores
+    from sheetfill.sample import generate_bundle
+
+    truth = generate_bundle(tmp_path / "b.zip", dt.date(2025, 9, 29), "v1", scale=2.23, seed=0)
+    zipfile.ZipFile(tmp_path / "b.zip").extractall(tmp_path / "b")
+    scores = pairwise_scores(refine(tmp_path / "b").records["source_rows"].tolist(), truth["rows"])
+    assert scores["rows"] > 4000 and len({e for *_, e in truth["rows"]}) > 1700
+    assert scores["precision"] >= 0.97 and scores["f1"] >= 0.97, scores

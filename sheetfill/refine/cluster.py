@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sheetfill.refine.arrays import ColumnCodes
-from sheetfill.refine.evidence import contact_rows, domains, keep_specific
+from sheetfill.refine.evidence import contact_rows, domains, initials_domains, keep_specific
 
 DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
 
@@ -189,7 +189,8 @@ def strong_links(codes: ColumnCodes, profile_data: dict, organisation: np.ndarra
         keyed |= scoped >= 0
         edge_sets.append(equal_value_edges(scoped))
     # contact rows say which names a value belongs to (a corporate site), but are never identity
-    every_domain = keep_specific(pd.factorize(domains(codes, profile_data), use_na_sentinel=True)[0], name_codes, keys)
+    domain_codes, domain_names = pd.factorize(domains(codes, profile_data), use_na_sentinel=True)
+    every_domain = keep_specific(domain_codes, name_codes, keys)
     own_domain = np.where(organisation, every_domain, -1)
     edge_sets.append(equal_value_edges(own_domain))
     for field in settings.get("link_fields", []):
@@ -199,8 +200,9 @@ def strong_links(codes: ColumnCodes, profile_data: dict, organisation: np.ndarra
     v = np.concatenate([e[1] for e in edge_sets])
     group = connected_components(len(organisation), u, v)
     n_groups = int(group.max()) + 1 if len(group) else 0
-    people = group_sets(group, np.where(organisation, -1, every_domain), n_groups)
-    return group, group_sets(group, own_domain, n_groups), people, keyed
+    weak = initials_domains(domain_codes, np.asarray(domain_names, dtype=object), name_codes, keys)
+    people = group_sets(group, np.where(organisation | weak, -1, every_domain), n_groups)
+    return group, group_sets(group, np.where(weak, -1, own_domain), n_groups), people, keyed
 
 
 def attach_contacts(identities: Identities, group, name_codes, files, contact: np.ndarray, keyed) -> None:

@@ -152,3 +152,29 @@ def specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np
 def keep_specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """values with the codes of shared values replaced by -1."""
     return np.where(np.isin(values, specific(values, name_codes, keys)), values, -1)
+
+
+MINOR_WORDS = frozenset({"of", "the", "and", "for", "de", "van"})
+
+
+def initials(key: str) -> set[str]:
+    """'madiba bay school of flight' -> {'mbsof', 'mbsf'}: what an acronym domain of the name reads."""
+    words = key.split()
+    return {"".join(w[0] for w in words), "".join(w[0] for w in words if w not in MINOR_WORDS)}
+
+
+def initials_domains(domain_codes: np.ndarray, domain_names: np.ndarray, name_codes: np.ndarray, keys) -> np.ndarray:
+    """True for rows whose domain is the initials of their own name ('lac.co.za' of Lowveld Aero
+    Club): a short acronym is held by many organisations, so it links but never contradicts."""
+    has = np.flatnonzero((domain_codes >= 0) & (name_codes >= 0))
+    weak = np.zeros(len(domain_codes), dtype=bool)
+    if not len(has):
+        return weak
+    pairs = pd.DataFrame({"d": domain_codes[has], "n": name_codes[has]})
+    distinct = pairs.drop_duplicates()
+    hit = [domain_names[d] in initials(keys[n]) for d, n in zip(distinct["d"].tolist(), distinct["n"].tolist())]
+    flagged = distinct[np.array(hit, dtype=bool)]
+    if len(flagged):
+        marked = pd.MultiIndex.from_frame(pairs).isin(pd.MultiIndex.from_frame(flagged))
+        weak[has[marked]] = True
+    return weak
