@@ -18,7 +18,7 @@ Measured on this machine (2 vCPU, shared, so +-5 %), 962,227 rows -> 425,232 rec
                      resolve 10.3-12, write 1.2-1.4 s)
     now:             41,900-43,500 rows/s, peak RSS 1,295-1,342 MB (read 5.1-5.4, normalise 9.2-9.5,
                      resolve 6.1-6.6, write 1.3-1.5 s); bench/RESULTS.md lists each step
-    default bundle: 0.09 s in-process, 0.49-0.53 s whole process
+    default bundle: 0.15-0.16 s in-process, 0.70-0.78 s whole process (1,886 rows read)
 
 The 1M-row bundle resolves to more records than Excel allows on one sheet in some data (1,048,576
 rows including the header), and writing ~20 M xlsx cells is not what that target measures, so the big
@@ -50,7 +50,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-DEFAULT_ROWS = 1958  # rows in a default-size Hotpass bundle (scale 1.0)
+DEFAULT_ROWS = 1958  # physical rows of a default-size Hotpass bundle (scale 1.0); 1,886 hold mapped values
 
 
 def truth_path(folder: Path) -> Path:

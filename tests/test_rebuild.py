@@ -58,6 +58,7 @@ def test_the_run_record_names_the_window_each_bundle_status_and_the_cursor(workf
     record = workflow.restore / "outputs" / "runs" / "first_2025-09-30_all.json"
     workflow.run(until="2025-09-30")  # a scheduled run
     scheduled = json.loads(record.read_text())
+    assert scheduled.pop("run_id")  # the run's id, shared with the ledger (SHEETFILL_RUN_ID)
     assert scheduled == {
         "window": {"since": None, "until": "2025-09-30", "versions": None, "backfill": False, "cursor": None},
         "ok": True,
@@ -91,9 +92,10 @@ def test_a_failing_run_records_which_bundle_failed_and_keeps_the_cursor(tmp_path
         folders.append(folder)
     cursor = tmp_path / "cursor.json"
     window = {"since": None, "until": "2025-09-30", "backfill": False}
-    text, ok = close_run(folders, window, tmp_path / "runs" / "w.json", cursor)
-    assert not ok and "FAILED to process" in text and "FAILED validation" in text
+    text, ok = close_run(folders, window, tmp_path / "runs" / "w.json", cursor, run_id="run-7")
+    assert not ok and "FAILED to process" in text and "FAILED validation" in text and "run-7" in text
     assert json.loads((tmp_path / "runs" / "w.json").read_text()) == {
+        "run_id": "run-7",
         "window": window,
         "ok": False,
         "cursor": None,

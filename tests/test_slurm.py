@@ -119,8 +119,8 @@ BUILT = re.compile(rb"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:
 
 def assert_same_files(ours: Path, theirs: Path) -> None:
     """Same file names under both folders, byte for byte the same, except when each job ran:
-    provenance.json's started/finished and job record (timings, host, SLURM job id) and the data docs'
-    "built" line that shows them."""
+    provenance.json's started/finished and job record (timings, host, SLURM job id), the run record's
+    run id, and the data docs' "built" line that shows the times."""
     names = sorted(p.relative_to(ours).as_posix() for p in ours.rglob("*") if p.is_file())
     assert names == sorted(p.relative_to(theirs).as_posix() for p in theirs.rglob("*") if p.is_file())
     assert names
@@ -128,6 +128,8 @@ def assert_same_files(ours: Path, theirs: Path) -> None:
         mine, reference = (ours / name).read_bytes(), (theirs / name).read_bytes()
         if name.endswith("provenance.json"):
             mine, reference = (without(json.loads(text), "started", "finished", "job") for text in (mine, reference))
+        elif name.startswith("runs/"):
+            mine, reference = (without(json.loads(text), "run_id") for text in (mine, reference))
         elif name.endswith(".html"):
             mine, reference = BUILT.sub(b"<time>", mine), BUILT.sub(b"<time>", reference)
         assert mine == reference, name
