@@ -196,6 +196,27 @@ def test_a_failing_bundle_shows_failed_with_its_error_and_log_then_retry_runs_on
     shoot(page, "runs", tmp_path)
 
 
+def test_failed_cells_of_the_grid_re_run_as_one_run_of_only_those(service, page, tmp_path):
+    (service.archives / "2025-09-29" / "hotpass-inputs-v2.zip").write_bytes(b"truncated capture")
+    launch_backfill(page, service, *WINDOW)
+    assert wait_final(page) == "completed_with_failures"
+
+    page.goto(service.url("/bundles"))
+    page.wait_for_selector("body[data-grid-ready]")
+    assert page.locator(".cell[data-k]").count() == 4
+    failed = page.locator(".cell.bad[data-k]")
+    assert failed.count() == 1
+    failed.click(modifiers=["Control"])  # Ctrl+click selects without opening
+    assert page.inner_text("#selected-count") == "1"
+    page.click("#rerun")
+    page.wait_for_selector("#rerun-confirm[open] #rerun-list li", timeout=PLAN_TIMEOUT)
+    assert page.eval_on_selector_all("#rerun-list li", "xs => xs.map(x => x.innerText)") == ["2025-09-29--v2"]
+    page.click("#rerun-confirm button[value=go]")
+    page.wait_for_url(re.compile(r"/runs/[^/]+$"))
+    wait_final(page)
+    assert [b for b, s in bundle_rows(page) if s != "skipped"] == ["2025-09-29--v2"]
+
+
 def test_cancel_mid_run_ends_cancelled(tmp_path, page):
     archives = tmp_path / "archives"
     make_archives(archives, days=8, scale=0.2)

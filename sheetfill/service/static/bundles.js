@@ -175,14 +175,15 @@
 
   $("rerun").addEventListener("click", async () => {
     const body = rerunBody();
-    const query = new URLSearchParams({ since: body.since, until: body.until, versions: body.versions.join(","), reprocess: body.reprocess });
-    const { ok, data } = await SF.api("GET", "/api/v1/plan?" + query);
-    const planned = ok ? (Array.isArray(data) ? data : data.bundles || []) : [];
-    $("rerun-plan").textContent = ok
-      ? "Window " + body.since + " … " + body.until + ", versions " + body.versions.join(", ") + ", reprocess " + body.reprocess + ": " + planned.length + " bundles."
-      : SF.message(data);
-    $("rerun-list").replaceChildren(...planned.map((b) => SF.el("li", { class: "mono" }, typeof b === "string" ? b : b.bundle)));
+    $("rerun-plan").textContent = "Working out the plan…";
+    $("rerun-list").replaceChildren();
     $("rerun-confirm").showModal();
+    const { ok, data, items, n } = await SF.plan(body);
+    $("rerun-plan").textContent = ok
+      ? "Window " + body.since + " … " + body.until + ", versions " + body.versions.join(", ") + ", reprocess " +
+        body.reprocess + ": " + n + (n === 1 ? " bundle" : " bundles") + " to build."
+      : SF.message(data);
+    $("rerun-list").replaceChildren(...items.map((b) => SF.el("li", { class: "mono" }, b.bundle)));
   });
   $("rerun-confirm").addEventListener("close", async () => {
     if ($("rerun-confirm").returnValue !== "go") return;

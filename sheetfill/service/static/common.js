@@ -212,10 +212,54 @@ const SF = (() => {
     return () => { stopped = true; controller && controller.abort(); };
   }
 
+  function planItems(data) {
+    const raw = Array.isArray(data) ? data : (data && (data.bundles || data.planned || data.items)) || [];
+    return raw.map((b) => (typeof b === "string" ? { bundle: b, reason: "" } : b));
+  }
+
+  // Bundles of the window whose latest result is a failure, and that the plan does not list already.
+  async function failedInWindow(c, planned) {
+    const query = new URLSearchParams({ limit: "10000" });
+    if (c.since) query.set("since", c.since);
+    if (c.until) query.set("until", c.until);
+    const { ok, data } = await api("GET", "/api/v1/bundles?" + query);
+    if (!ok) return [];
+    return ((data && data.bundles) || [])
+      .filter((b) => FAILED.test(String(b.status)) && !planned.has(b.bundle))
+      .filter((b) => !c.versions || c.versions.includes(String(b.bundle).split("--")[1]))
+      .map((b) => b.bundle);
+  }
+
+  // What a run of choice c {since, until, versions, reprocess, force} would build: Snakemake's plan
+  // (GET /api/v1/plan: what is stale, and why) plus what reprocess forces on top of it.
+  // {ok, data, items: [{bundle, reason, detail}], n}; data.up_to_date is what stays as it is.
+  async function plan(c, stale) {
+    const query = new URLSearchParams();
+    if (c.since) query.set("since", c.since);
+    if (c.until) query.set("until", c.until);
+    if (c.versions) query.set("versions", c.versions.join(","));
+    const { ok, data } = await api("GET", "/api/v1/plan?" + query);
+    if (!ok) return { ok, data, items: [], n: 0 };
+    const items = planItems(data);
+    const upToDate = Number.isInteger(data.up_to_date) ? data.up_to_date : 0;
+    let n = items.length;
+    if (c.force || c.reprocess === "all") {
+      n += upToDate;
+      if (upToDate) items.push({ bundle: "+ " + upToDate + " up to date", reason: "forced (reprocess all)" });
+      data.up_to_date = 0;
+    } else if (c.reprocess === "failed" && !(stale && stale())) {
+      const failed = await failedInWindow(c, new Set(items.map((b) => b.bundle)));
+      for (const bundle of failed) items.push({ bundle, reason: "failed last time" });
+      n += failed.length;
+      data.up_to_date = Math.max(0, upToDate - failed.length);
+    }
+    return { ok, data, items, n };
+  }
+
   function setToken(value) {
     try { sessionStorage.setItem(TOKEN_KEY, value); } catch (e) { /* private mode: cookie still works for pages */ }
   }
 
   return { api, message, fieldOf, el, duration, when, seconds, showError, run, windowText, statusClass, badge,
-    stream, setToken, FINAL, FAILED };
+    stream, setToken, plan, FINAL, FAILED };
 })();

@@ -49,30 +49,6 @@
     }
   }
 
-  function planItems(data) {
-    const raw = Array.isArray(data) ? data : (data && (data.bundles || data.planned || data.items)) || [];
-    return raw.map((b) => (typeof b === "string" ? { bundle: b, reason: "" } : b));
-  }
-
-  function toBuild(data, items) {
-    if (data && Number.isInteger(data.bundles_planned)) return data.bundles_planned;
-    if (data && Number.isInteger(data.count)) return data.count;
-    return items.filter((b) => b.build !== false && b.planned !== false).length;
-  }
-
-  // Bundles of the window whose latest result is a failure, and that the plan does not list already.
-  async function failedInWindow(c, planned) {
-    const query = new URLSearchParams({ limit: "10000" });
-    if (c.since) query.set("since", c.since);
-    if (c.until) query.set("until", c.until);
-    const { ok, data } = await SF.api("GET", "/api/v1/bundles?" + query);
-    if (!ok) return [];
-    return ((data && data.bundles) || [])
-      .filter((b) => SF.FAILED.test(String(b.status)) && !planned.has(b.bundle))
-      .filter((b) => !c.versions || c.versions.includes(String(b.bundle).split("--")[1]))
-      .map((b) => b.bundle);
-  }
-
   async function preview() {
     const mine = ++sequence;
     delete count.dataset.count; // never leave a stale figure for the old choice
@@ -83,35 +59,14 @@
       details.hidden = true;
       return;
     }
-    const query = new URLSearchParams();
-    if (c.since) query.set("since", c.since);
-    if (c.until) query.set("until", c.until);
-    if (c.versions) query.set("versions", c.versions.join(","));
-    query.set("reprocess", c.reprocess);
-    if (c.force) query.set("force", "true");
     count.textContent = "Working out the plan…";
-    const { ok, data } = await SF.api("GET", "/api/v1/plan?" + query);
+    const { ok, data, items, n } = await SF.plan(c, () => mine !== sequence);
     if (mine !== sequence) return; // a newer choice was made meanwhile
     if (!ok) {
       count.textContent = "No plan for this choice.";
       details.hidden = true;
       showFieldError(data, previewError);
       return;
-    }
-    const items = planItems(data);
-    let n = toBuild(data, items);
-    // The plan is Snakemake's (what is stale); reprocess adds what the run forces on top of it.
-    const upToDate = data && Number.isInteger(data.up_to_date) ? data.up_to_date : 0;
-    if (c.force || c.reprocess === "all") {
-      n += upToDate;
-      if (upToDate) items.push({ bundle: "+ " + upToDate + " up to date", reason: "forced (reprocess all)" });
-      data.up_to_date = 0;
-    } else if (c.reprocess === "failed") {
-      const failed = await failedInWindow(c, new Set(items.map((b) => b.bundle)));
-      if (mine !== sequence) return;
-      for (const bundle of failed) items.push({ bundle, reason: "failed last time" });
-      n += failed.length;
-      data.up_to_date = Math.max(0, upToDate - failed.length);
     }
     const fresh = data && Number.isInteger(data.up_to_date) ? ", " + data.up_to_date + " up to date" : "";
     count.textContent = n + (n === 1 ? " bundle" : " bundles") + " to build" + fresh + (data && data.note ? " — " + data.note : "");

@@ -61,6 +61,13 @@
     if (settled && stop) { stop(); stop = null; $("run-live").textContent = ""; }
   }
 
+  // "Missing output files: /long/path/..." reads as its first words; the whole text is the cell's title.
+  function shortReason(reason) {
+    if (!reason) return "–";
+    const cut = String(reason).search(/:\s*\//);
+    return cut > 0 ? String(reason).slice(0, cut) : String(reason);
+  }
+
   function order(b) { return isFailed(b) ? 0 : String(b.status).toLowerCase() === "running" ? 1 : isPending(b) ? 2 : 3; }
 
   function table(bundles) {
@@ -72,7 +79,7 @@
       return SF.el("tr", { dataset: { bundle: name, status: b.status || "" } },
         SF.el("th", { scope: "row", class: "mono" }, name),
         SF.el("td", {}, SF.badge(b.status)),
-        SF.el("td", {}, b.reason || "–"),
+        SF.el("td", { class: "reason", title: b.reason || null }, shortReason(b.reason)),
         SF.el("td", {}, b.duration_s === null || b.duration_s === undefined ? "–" : SF.duration(b.duration_s)),
         SF.el("td", { class: "num" }, num(b.rows_in)),
         SF.el("td", { class: "num" }, num(b.records_out)),
