@@ -82,12 +82,14 @@ def test_run_exports_metrics_and_one_trace_with_the_failing_bundle_in_error(samp
         "sheetfill.version",
         "sheetfill.status",
     }
-    assert {r["service.name"] for r in receiver.resources()} == {"sheetfill-test"}
+    assert {r["service.name"] for r in receiver.resources()} == {"sheetfill-test"}  # OTEL_SERVICE_NAME
+    assert {r["service.instance.id"] for r in receiver.resources()} == {socket.gethostname()}
 
     spans = receiver.spans()
     assert len({s.trace_id for s in spans}) == 1 and spans[0].trace_id.hex() == PARENT.split("-")[1]
     (root,) = [s for s in spans if s.name == "sheetfill.run"]
     assert root.parent_span_id.hex() == PARENT.split("-")[2]
+    assert attributes(root)["sheetfill.window.since"] == "2025-09-29" and attributes(root)["sheetfill.run_id"]
     bundles = {attributes(s)["sheetfill.bundle"]: s for s in spans if s.name == "sheetfill.bundle"}
     assert set(bundles) == set(built)
     assert all(s.parent_span_id == root.span_id for s in bundles.values())

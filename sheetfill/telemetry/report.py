@@ -7,6 +7,7 @@ logger plugin's sink); it never raises, and returns within the OTLP export timeo
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -41,10 +42,17 @@ def export_timeout() -> float:
 
 
 def resource() -> Resource:
-    """OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win; the service is "sheetfill" otherwise."""
-    named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
-    base = {"service.version": __version__}
-    return Resource.create(base if named else {**base, "service.name": "sheetfill"})
+    """OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES win over these defaults.
+
+    service.instance.id is the host, not one per process: every run is a short-lived process, and
+    delta metrics of one host's runs must add up into one series (docs/observability.md).
+    """
+    given = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    keys = {item.split("=", 1)[0].strip() for item in given.split(",") if "=" in item}
+    if os.environ.get("OTEL_SERVICE_NAME"):
+        keys.add("service.name")
+    defaults = {"service.name": "sheetfill", "service.version": __version__, "service.instance.id": os.uname().nodename}
+    return Resource.create({key: value for key, value in defaults.items() if key not in keys})
 
 
 def _ns(seconds: float) -> int:
@@ -155,6 +163,17 @@ def bundle_span(tracer, run: RunOutcome, bundle: BundleOutcome, run_context) -> 
     span.end(end_time=_ns(max(start, end)))
 
 
+def window_attributes() -> dict:
+    """The run's window (dates belong on spans, not on metrics), from the jobs' SHEETFILL_WINDOW."""
+    try:
+        window = json.loads(os.environ.get("SHEETFILL_WINDOW") or "{}")
+    except ValueError:
+        return {}
+    found = {key: window.get(key) for key in ("since", "until", "cursor")}
+    found["versions"] = ",".join(window.get("versions") or []) or None
+    return {f"sheetfill.window.{key}": value for key, value in found.items() if value}
+
+
 def record_spans(tracer, run: RunOutcome) -> None:
     context = run.context
     counts = {}
@@ -166,6 +185,7 @@ def record_spans(tracer, run: RunOutcome) -> None:
         "sheetfill.profile": context.get("profile", ""),
         "sheetfill.status": run.status,
         **{f"sheetfill.bundles.{status}": n for status, n in counts.items()},
+        **window_attributes(),
     }
     started = context.get("started") or run.finished
     span = tracer.start_span(
