@@ -272,3 +272,14 @@ def test_an_interrupted_run_is_reported_by_the_logger_plugin_sink(sample):
     assert root.status.code == root.status.STATUS_CODE_ERROR and "interrupted" in root.status.message
     bundles = {attributes(s)["sheetfill.bundle"] for s in receiver.spans() if s.name == "sheetfill.bundle"}
     assert bundles == set(finished)
+
+
+def test_the_telemetry_key_takes_off_also_as_yaml_reads_it():
+    from sheetfill.errors import ConfigError
+    from sheetfill.runs.config import load_settings, load_yaml
+
+    base = {"archive_root": str(REPO / "sample" / "archives")}
+    assert load_settings({**base, **load_yaml("telemetry: off")}).telemetry == "off"  # YAML 1.1: off is False
+    assert load_settings(base).telemetry == "auto"
+    with pytest.raises(ConfigError, match="telemetry"):
+        load_settings({**base, "telemetry": "on"})

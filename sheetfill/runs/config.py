@@ -173,7 +173,7 @@ def load_settings(config: dict, check_paths: bool = True) -> Settings:
             max_members=int(limits["max_members"]),
         ),
         worker=raw["worker"],
-        telemetry=raw["telemetry"],
+        telemetry="off" if raw["telemetry"] is False else raw["telemetry"],
     )
 
 
