@@ -149,3 +149,8 @@ def first_per_group(groups: np.ndarray, positions: np.ndarray, n_groups: int) ->
 def take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """values[positions] with None where the position is -1."""
     return np.where(positions >= 0, values[np.maximum(positions, 0)], None)
+
+
+def fuzz_workers(pairs: int) -> int:
+    """rapidfuzz workers for a batch: threads pay off only on big batches (start-up costs ~ms)."""
+    return -1 if pairs > 50_000 else 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes
+from sheetfill.refine.arrays import ColumnCodes, fuzz_workers
 from sheetfill.refine.evidence import contact_rows, domains, initials_domains, keep_specific
 
 DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
@@ -76,7 +76,11 @@ def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple
         ordered = compact[order].tolist()
         for offset in range(1, min(window, len(keys) - 1) + 1):
             score = process.cpdist(
-                ordered[:-offset], ordered[offset:], scorer=fuzz.ratio, score_cutoff=threshold, workers=-1
+                ordered[:-offset],
+                ordered[offset:],
+                scorer=fuzz.ratio,
+                score_cutoff=threshold,
+                workers=fuzz_workers(len(ordered)),
             )
             hit = np.flatnonzero(score >= threshold)
             left, right = order[hit], order[hit + offset]
@@ -160,10 +164,14 @@ def group_sets(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[fro
     """Per group, the frozenset of its rows' value codes (>= 0)."""
     has = np.flatnonzero(values >= 0)
     sets = [NO_DOMAINS] * n_groups
-    if len(has):
-        per_group = pd.Series(values[has]).groupby(group[has]).agg(frozenset)
-        for g, found in zip(per_group.index.tolist(), per_group.tolist()):
-            sets[g] = found
+    if not len(has):
+        return sets
+    width = int(values.max()) + 1
+    groups, found = np.divmod(np.unique(group[has].astype(np.int64) * width + values[has]), width)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]).tolist()
+    found = found.tolist()
+    for g, start, end in zip(groups[starts].tolist(), starts, starts[1:] + [len(found)]):
+        sets[g] = frozenset(found[start:end])
     return sets
 
 
@@ -219,12 +227,15 @@ def attach_contacts(identities: Identities, group, name_codes, files, contact: n
     loose = np.flatnonzero(contact & ~keyed & (name_codes >= 0))
     if not len(loose) or not len(candidates):
         return
-    roots_of_name = candidates.groupby("name")["root"].unique()
+    roots_of_name = candidates.groupby("name")["root"].unique().to_dict()
     wanted = pd.DataFrame({"row": loose, "file": files[loose], "name": name_codes[loose]})
-    matches = wanted.merge(candidates, on=["file", "name"], how="inner")
-    for (row, name), options in matches.groupby(["row", "name"], sort=True)["root"]:
+    matches = wanted.merge(candidates, on=["file", "name"], how="inner").sort_values(["row", "root"], kind="stable")
+    rows, names, options = (matches[c].tolist() for c in ("row", "name", "root"))
+    starts = [i for i in range(len(rows)) if i == 0 or rows[i] != rows[i - 1]]
+    for start, end in zip(starts, starts[1:] + [len(rows)]):
+        row, name = rows[start], names[start]
         own = identities.find(int(group[row]))
-        choices = [c for c in options.tolist() if identities.compatible(identities.find(c), own)]
+        choices = [c for c in options[start:end] if identities.compatible(identities.find(c), own)]
         if len(choices) > 1:
             choices = [c for c in choices if identities.share(c, own)]
         if len(choices) != 1:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, column
+from sheetfill.refine.arrays import ColumnCodes, column, fuzz_workers
 
 # Mail providers whose domain says nothing about the organisation (profile: normalisation.free_mail_domains)
 FREE_MAIL_DOMAINS = frozenset(
@@ -119,9 +119,9 @@ def alike(left: list[str], right: list[str]) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     compact_left = [k.replace(" ", "") for k in left]
     compact_right = [k.replace(" ", "") for k in right]
-    words = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=-1)
-    letters = process.cpdist(compact_left, compact_right, scorer=fuzz.ratio, workers=-1)
-    contained = process.cpdist(compact_left, compact_right, scorer=fuzz.partial_ratio, workers=-1)
+    words = process.cpdist(left, right, scorer=fuzz.token_set_ratio, workers=fuzz_workers(len(left)))
+    letters = process.cpdist(compact_left, compact_right, scorer=fuzz.ratio, workers=fuzz_workers(len(left)))
+    contained = process.cpdist(compact_left, compact_right, scorer=fuzz.partial_ratio, workers=fuzz_workers(len(left)))
     long_enough = np.minimum([len(k) for k in compact_left], [len(k) for k in compact_right]) >= MIN_CONTAINED
     return (words >= NAME_ALIKE) | (letters >= LETTERS_ALIKE) | ((contained >= NAME_ALIKE) & long_enough)
 
@@ -130,23 +130,27 @@ def specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np
     """Codes (>= 0) of values whose rows' names are all alike: the others are shared values.
 
     values: value code per entry (-1: none); name_codes: name key code per entry (-1: unnamed).
-    A value's names are compared with its most frequent name.
+    A value's names are compared with its most frequent name (ties: the smallest name code).
     """
+    all_values = np.unique(values[values >= 0])
     has = (values >= 0) & (name_codes >= 0)
     if not has.any():
-        return np.empty(0, dtype=np.int64)
-    pairs = pd.DataFrame({"v": values[has], "n": name_codes[has]})
-    counted = (
-        pairs.value_counts().reset_index(name="rows").sort_values(["v", "rows", "n"], ascending=[True, False, True])
-    )
-    modal = counted.drop_duplicates("v").set_index("v")["n"]
-    others = counted[counted["n"] != counted["v"].map(modal)]
-    shared = set()
-    if len(others):
-        ok = alike(keys[others["v"].map(modal).to_numpy()].tolist(), keys[others["n"].to_numpy()].tolist())
-        shared = set(others["v"].to_numpy()[~ok].tolist())
-    all_values = np.unique(values[values >= 0])
-    return all_values[~np.isin(all_values, list(shared))] if shared else all_values
+        return all_values
+    width = int(name_codes.max()) + 1
+    pairs, rows = np.unique(values[has].astype(np.int64) * width + name_codes[has], return_counts=True)
+    value, name = np.divmod(pairs, width)
+    several = np.flatnonzero(np.r_[False, value[1:] == value[:-1]] | np.r_[value[:-1] == value[1:], False])
+    if not len(several):
+        return all_values  # every value carried by one name only: the common case, no scoring
+    value, name, rows = value[several], name[several], rows[several]
+    order = np.lexsort((name, -rows, value))  # per value: most rows first, then smallest name
+    value, name = value[order], name[order]
+    first = np.r_[True, value[1:] != value[:-1]]
+    modal = name[first][np.cumsum(first) - 1]
+    other = ~first
+    ok = alike(keys[modal[other]].tolist(), keys[name[other]].tolist())
+    shared = np.unique(value[other][~ok])
+    return all_values[~np.isin(all_values, shared)]
 
 
 def keep_specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -155,6 +159,7 @@ def keep_specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) 
 
 
 MINOR_WORDS = frozenset({"of", "the", "and", "for", "de", "van"})
+MAX_INITIALS = 8  # letters of the longest acronym domain considered
 
 
 def initials(key: str) -> set[str]:
@@ -166,15 +171,16 @@ def initials(key: str) -> set[str]:
 def initials_domains(domain_codes: np.ndarray, domain_names: np.ndarray, name_codes: np.ndarray, keys) -> np.ndarray:
     """True for rows whose domain is the initials of their own name ('lac.co.za' of Lowveld Aero
     Club): a short acronym is held by many organisations, so it links but never contradicts."""
-    has = np.flatnonzero((domain_codes >= 0) & (name_codes >= 0))
     weak = np.zeros(len(domain_codes), dtype=bool)
+    short = np.flatnonzero(np.array([len(d) <= MAX_INITIALS for d in domain_names.tolist()], dtype=bool))
+    has = np.flatnonzero(np.isin(domain_codes, short) & (name_codes >= 0))  # only short domains can be initials
     if not len(has):
         return weak
-    pairs = pd.DataFrame({"d": domain_codes[has], "n": name_codes[has]})
-    distinct = pairs.drop_duplicates()
-    hit = [domain_names[d] in initials(keys[n]) for d, n in zip(distinct["d"].tolist(), distinct["n"].tolist())]
-    flagged = distinct[np.array(hit, dtype=bool)]
-    if len(flagged):
-        marked = pd.MultiIndex.from_frame(pairs).isin(pd.MultiIndex.from_frame(flagged))
-        weak[has[marked]] = True
+    width = int(name_codes.max()) + 1
+    pair = domain_codes[has].astype(np.int64) * width + name_codes[has]
+    distinct = np.unique(pair)
+    hit = [
+        domain_names[d] in initials(keys[n]) for d, n in zip(*(part.tolist() for part in np.divmod(distinct, width)))
+    ]
+    weak[has[np.isin(pair, distinct[np.array(hit, dtype=bool)])]] = True
     return weak

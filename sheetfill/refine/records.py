@@ -37,8 +37,9 @@ def newest_rows(dates: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.n
     has = np.flatnonzero(present(dates))
     if not len(has):
         return np.full(n_clusters, -1, dtype=np.int64)
-    ranks = pd.Series(dates[has]).rank(method="dense", ascending=False).to_numpy()
-    latest_first = has[np.lexsort((has, ranks))]
+    # ISO dates sort as text; a fixed-width array sorts in C
+    _, ranks = np.unique(np.array(dates[has], dtype=str), return_inverse=True)
+    latest_first = has[np.lexsort((has, -ranks))]
     return first_per_group(cluster[latest_first], latest_first, n_clusters)
 
 
