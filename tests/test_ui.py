@@ -15,6 +15,7 @@ import re
 import shutil
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import REPO, make_archives, unavailable
@@ -174,10 +175,9 @@ def test_a_failing_bundle_shows_failed_with_its_error_and_log_then_retry_runs_on
     assert log.status == 200 and "not a readable zip" in log.text()
     docs = page.request.get(service.url(first.locator("a.docs-link").get_attribute("href")))
     assert docs.status == 200 and "2025-09-30--v1" in docs.text()
-    assert (
-        page.request.get(service.url("/files/logs/..%2F..%2Farchives%2F2025-09-29%2Fhotpass-inputs-v1.zip")).status
-        == 404
-    )
+    outside = ["/files/logs/..%2F..%2Farchives%2F2025-09-29%2Fhotpass-inputs-v1.zip", "/files/logs/%2Fetc%2Fpasswd"]
+    outside += ["/files/logs/bundle%00.log", "/files/.sheetfill/ledger.sqlite", "/files/logs/"]
+    assert [page.request.get(service.url(path)).status for path in outside] == [404] * len(outside)
 
     from sheetfill.sample import generate_bundle
 
@@ -350,6 +350,7 @@ def test_off_loopback_the_token_is_asked_once_and_kept_for_the_session(tmp_path,
         page.wait_for_url(re.compile(r"/login\?next="))
         assert page.get_attribute("label[for=token]", "for") == "token"
         assert page.locator("form.logout").count() == 0  # not signed in yet
+        assert page.get_attribute("input[name=next]", "value") == "/bundles"
         page.fill("#token", "wrong")
         page.click("#login button[type=submit]")
         assert "not valid" in page.inner_text("#token-error")
@@ -357,6 +358,9 @@ def test_off_loopback_the_token_is_asked_once_and_kept_for_the_session(tmp_path,
         page.fill("#token", "s3cret-token")
         page.click("#login button[type=submit]")
         page.wait_for_url(service.url("/bundles"))
+        for elsewhere in ("//example.org/x", "/\t/example.org", "https://example.org/"):  # never sent away
+            page.goto(service.url("/login?next=" + quote(elsewhere, safe="")))
+            assert page.get_attribute("input[name=next]", "value") == "/"
         page.goto(service.url("/execute"))
         page.wait_for_selector(
             "#preview-count[data-count='2']", timeout=PLAN_TIMEOUT

@@ -156,7 +156,8 @@ def logout():
 
 def _safe_next(target: str) -> str:
     """Only same-site paths: a crafted ?next= never sends the user elsewhere."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+    plain = target.isprintable() and not any(c.isspace() or c == "\\" for c in target)
+    return target if plain and target.startswith("/") and not target.startswith("//") else "/"
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -205,8 +206,12 @@ def read_file(request: Request, area: str, path: str):
     if area not in FILE_AREAS:
         raise HTTPException(404, "no such file area")
     base = (_service(request).restore_root / area).resolve()
-    target = (base / path).resolve()
-    if not target.is_relative_to(base) or not target.is_file():
+    try:
+        target = (base / path).resolve()
+        found = target.is_relative_to(base) and target.is_file()
+    except (OSError, ValueError):  # e.g. a NUL byte in the path
+        found = False
+    if not found:
         raise HTTPException(404, f"no such file in {area}: {path}")
     kind = "text/plain; charset=utf-8" if target.suffix == ".log" else mimetypes.guess_type(target.name)[0]
     return FileResponse(target, media_type=kind or "application/octet-stream", headers=_headers(FILE_POLICY))
