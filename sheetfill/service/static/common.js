@@ -105,6 +105,10 @@ const SF = (() => {
     box.hidden = !text;
   }
 
+  // Who started a run, in the words of the docs: the REST API (this service), the CLI, Python, snakemake.
+  const ORIGINS = { service: "API (web UI or REST)", api: "Python API", cli: "CLI", snakemake: "snakemake" };
+  function originLabel(origin) { return origin ? ORIGINS[origin] || String(origin) : null; }
+
   // Normalised view of one run from the API, so pages do not care about field spellings.
   function run(r) {
     const counts = r.counts || {};
@@ -116,7 +120,7 @@ const SF = (() => {
       since: pick("since"), until: pick("until"),
       versions: pick("versions"),
       reprocess: pick("reprocess"),
-      source: pick("started_by", "source", "origin", "entry_point", "front_end"),
+      source: originLabel(pick("started_by", "source", "origin", "entry_point", "front_end")),
       created: seconds(pick("created", "created_at")),
       started: seconds(pick("started", "started_at")),
       finished: seconds(pick("finished", "finished_at")),
