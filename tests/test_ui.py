@@ -370,20 +370,24 @@ def test_off_loopback_the_token_is_asked_once_and_kept_for_the_session(tmp_path,
         service.stop()
 
 
+UNLABELLED = """[...document.querySelectorAll('input, select, textarea, button')]
+    .filter(i => i.type !== 'hidden' && !(i.labels && i.labels.length) && !i.getAttribute('aria-label')
+        && !i.innerText.trim())
+    .map(i => i.name || i.id)"""
+
+
 def test_pages_are_usable_on_a_phone(service, browser, tmp_path):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     phone = context.new_page()
     try:
-        for path in ("/", "/execute", "/bundles", "/cursor"):
+        for path in ("/", "/execute", "/bundles", "/cursor", "/login"):
             phone.goto(service.url(path))
             phone.wait_for_load_state("networkidle")
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, (path, width)  # nothing wider than the screen
-        unlabelled = phone.evaluate(
-            """() => [...document.querySelectorAll('input, select, textarea')].filter(i => i.type !== 'hidden'
-                && !(i.labels && i.labels.length) && !i.getAttribute('aria-label')).map(i => i.name)"""
-        )
-        assert unlabelled == []
+            assert phone.evaluate(UNLABELLED) == [], path
+            phone.keyboard.press("Tab")  # the first stop is the skip link, then the page's own controls
+            assert phone.evaluate("document.activeElement.className") == "skip", path
         phone.goto(service.url("/execute"))
         shoot(phone, "execute-phone", tmp_path)
     finally:
