@@ -255,9 +255,21 @@ def test_markup_in_errors_and_bundle_names_is_shown_as_text_never_run(service, p
         page.wait_for_load_state("networkidle")
         assert page.evaluate("typeof window.__pwned") == "undefined", path
     page.goto(service.url("/runs/seeded-markup"))
-    page.wait_for_selector(f"#bundles tbody tr >> text={name}")
-    page.click("#bundles a.docs-link >> nth=0")  # the data docs page of the evil bundle: escaped, no script
-    page.wait_for_load_state()
+    page.wait_for_selector("#bundles tbody tr")
+    assert page.inner_text("#bundles tbody th") == name  # the name as text, not an element
+    assert page.locator("#bundles tbody img").count() == 0
+
+    page.goto(service.url("/bundles"))
+    page.wait_for_selector("body[data-grid-ready]")
+    page.locator(".cell.processing[data-k]").last.click()  # the seeded bundle sorts last
+    page.wait_for_function(f"document.getElementById('cell-title').innerText === {name!r}")
+    assert page.locator("#cell-detail img, #grid img").count() == 0
+
+    page.goto(service.url(f"/runs/{run_id}"))  # the data docs page of the evil bundle, reached from the run
+    page.wait_for_selector("#bundles tbody tr[data-bundle='2025-09-29--v2']")
+    with page.expect_navigation():
+        page.click("#bundles tbody tr[data-bundle='2025-09-29--v2'] a.docs-link")
+    assert "2025-09-29--v2" in page.content() and PWNED in page.inner_text("body")  # the error, as text
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert page.errors == []
 
@@ -302,6 +314,7 @@ def test_bundles_grid_at_10000_ledger_bundles(tmp_path, page):
 def test_scheduled_run_moves_the_cursor_which_resets_after_confirmation(service, page, tmp_path):
     page.goto(service.url("/execute"))
     assert not page.is_checked("#backfill")
+    page.wait_for_selector("#scheduled-cursor:text('no cursor yet')")
     page.wait_for_selector("#preview-count[data-count='6']", timeout=PLAN_TIMEOUT)  # no cursor yet: every archive
     page.click("#submit")
     page.wait_for_url(re.compile(r"/runs/[^/]+$"))

@@ -9,6 +9,7 @@
   const list = document.getElementById("preview-list");
   const previewError = document.getElementById("preview-error");
   const formError = document.getElementById("form-error");
+  const $cursor = document.getElementById("scheduled-cursor");
   const FIELDS = ["since", "until", "versions"];
   let sequence = 0, timer = null;
 
@@ -120,4 +121,7 @@
   windowSet.hidden = !backfill.checked;
   note.hidden = backfill.checked;
   preview();
+  SF.api("GET", "/api/v1/cursor").then(({ ok, data }) => {
+    if (ok) $cursor.textContent = data && data.cursor ? "cursor at " + data.cursor : "no cursor yet: every archive";
+  });
 })();
