@@ -16,8 +16,10 @@ text, ok = close_run(
     cursor_file=Path(snakemake.params.cursor_file),  # noqa: F821
     run_id=os.environ.get("SHEETFILL_RUN_ID"),  # declared in envvars: the same id as the ledger's
 )
+text += f"\ndata docs: {Path(snakemake.input.docs).resolve() / 'index.html'}"  # noqa: F821 - the run's last word
 Path(snakemake.log[0]).write_text(text + "\n")  # noqa: F821
-print(text, file=sys.stderr)
+if os.environ.get("SHEETFILL_GATE_PRINT", "1") != "0":  # the CLI and API print their own summary instead
+    print(text, file=sys.stderr)
 report_from_gate(snakemake.params.bundles, ok)  # noqa: F821 - before any exit: failed runs are reported too
 if not ok:
     sys.exit("sheetfill: some bundles failed (see the summary above and the data docs); exiting non-zero.")

@@ -41,10 +41,21 @@ class RunResult:
     note: str = ""
     up_to_date: int = 0  # dry run: bundles of the window that need no work
     run_id: str | None = None  # the run in the ledger (`sheetfill runs show ID`)
+    docs: Path | None = None  # the data docs' index, once a run built them
 
     @property
     def failed(self) -> list[BundleResult]:
         return [b for b in self.bundles if b.status not in ("ok", "planned")]
+
+    def summary(self) -> str:
+        """One line per bundle, failures first, then the tally and where the data docs are."""
+        ordered = self.failed + [b for b in self.bundles if b not in self.failed]
+        lines = [f"{b.bundle:<28} {b.status:<18} {b.reason or b.error or ''}".rstrip() for b in ordered]
+        if self.failed:
+            lines.append(f"{len(self.failed)} of {len(self.bundles)} bundles failed.")
+        if self.docs is not None:
+            lines.append(f"data docs: {self.docs}")
+        return "\n".join(lines)
 
 
 def build_config(**overrides) -> dict:
@@ -100,7 +111,9 @@ def run(
     with _run_id(run_id) as current:
         _execute(overrides, cores=cores, forcerun=forcerun, quiet=quiet)
     bundles = [_result(plan, b) for b in plan.bundles]
-    return RunResult(ok=all(b.status == "ok" for b in bundles), bundles=bundles, run_id=current)
+    docs = (REPO_ROOT / plan.settings.restore_root / "data-docs" / "index.html").resolve()
+    docs = docs if docs.exists() else None
+    return RunResult(ok=all(b.status == "ok" for b in bundles), bundles=bundles, run_id=current, docs=docs)
 
 
 @contextlib.contextmanager
@@ -157,7 +170,7 @@ def _result(plan: Plan, bundle: str) -> BundleResult:
     return BundleResult(bundle, summary["status"], summary.get("error"), outputs)
 
 
-def _logger_plugin_settings():
+def _logger_plugin_settings(progress: bool = False):
     """The sheetfill logger plugin (the run ledger), registered even when plugin discovery cannot see it."""
     import importlib
 
@@ -168,6 +181,8 @@ def _logger_plugin_settings():
     plugin = importlib.import_module("snakemake_logger_plugin_sheetfill")
 
     LoggerPluginRegistry().register_plugin(plugin.__name__, plugin)
+    if progress:  # the default sinks plus the progress line
+        return plugin.LogHandlerSettings(sinks=",".join([*plugin.sink_names(plugin.LogHandlerSettings()), "progress"]))
     return plugin.LogHandlerSettings()
 
 
@@ -185,11 +200,13 @@ def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -
         SchedulingSettings,
     )
 
+    # quiet: one progress line and one summary (RunResult.summary) instead of Snakemake's job chatter
     output = OutputSettings(
-        quiet={Quietness.PROGRESS, Quietness.RULES} if quiet else None,
+        quiet={Quietness.ALL} if quiet else None,
         show_failed_logs=True,
-        log_handler_settings={"sheetfill": _logger_plugin_settings()},
+        log_handler_settings={"sheetfill": _logger_plugin_settings(progress=quiet)},
     )
+    os.environ["SHEETFILL_GATE_PRINT"] = "0" if quiet else "1"
     with SnakemakeApi(output) as api:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=cores),

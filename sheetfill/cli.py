@@ -69,12 +69,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     )
     if result.note and not args.dry_run:
         print(result.note)
-    for bundle in result.bundles:
-        print(f"{bundle.bundle:<28} {bundle.status:<18} {bundle.reason or bundle.error or ''}".rstrip())
+    if result.bundles:
+        print(result.summary())  # once: failures first, ending with the data docs' path
     if args.dry_run:
         print(result.note)
-    if result.failed:
-        print(f"{len(result.failed)} of {len(result.bundles)} bundles failed.", file=sys.stderr)
     return 0 if result.ok else 1
 
 

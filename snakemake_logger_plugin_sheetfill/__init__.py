@@ -29,6 +29,8 @@ SINK_FACTORIES = {
     "ledger": lambda context: _load("sheetfill.runs.recorder:LedgerSink")(context),
     # reports the runs the gate could not (docs/observability.md); exports only when OTEL_* ask for it
     "telemetry": lambda context: _load("sheetfill.telemetry.sink:TelemetrySink")(context),
+    # the CLI's and API's one progress line, on stderr (sheetfill/runs/progress.py)
+    "progress": lambda context: _load("sheetfill.runs.progress:ProgressSink")(sys.stderr),
 }
 
 

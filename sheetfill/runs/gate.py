@@ -50,5 +50,6 @@ def summarise(summaries: list[dict]) -> tuple[str, bool]:
         "FAILED (exit non-zero)" if failed else "ok"
     )
     header = COLUMNS.format("bundle", "status", "rows in", "records", "merged", "detail").rstrip()
-    text = "\n".join(["sheetfill run summary:", header, *(_line(s) for s in summaries), verdict])
+    ordered = sorted(summaries, key=lambda s: s.get("status") == "ok")  # failures first, each in run order
+    text = "\n".join(["sheetfill run summary:", header, *(_line(s) for s in ordered), verdict])
     return text, failed == 0
