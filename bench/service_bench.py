@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -185,19 +186,28 @@ def s3_event_delay() -> dict:
     return {"S3_event_mean_ms": statistics.mean(delays) * 1000, "S3_event_max_ms": max(delays) * 1000}
 
 
-def snakemake_wall(root: Path, restore: Path, *args: str, repeat: int = 3) -> float:
-    """Best wall time; the default profile is off so the plugin is the only difference."""
+def snakemake_time(root: Path, restore: Path, *args: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run; the default profile is off so the plugin is the only difference."""
     command = [sys.executable, "-m", "snakemake", "--cores", "2", "--workflow-profile", "none", "--scheduler", "greedy"]
     command += ["--rerun-incomplete", "--keep-going", "--quiet", *args]
     command += ["--config", f"archive_root={root}", f"restore_root={restore}"]
-    best = float("inf")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"snakemake failed: {done.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def with_and_without(root: Path, restore: Path, *args: str, repeat: int = 3) -> dict[bool, tuple[float, float]]:
+    """Best (wall, CPU) without and with the plugin, runs interleaved so that load drifts hit both."""
+    samples = {False: [], True: []}
     for _ in range(repeat):
-        began = time.perf_counter()
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        best = min(best, time.perf_counter() - began)
-        if done.returncode != 0:
-            sys.exit(f"snakemake failed: {done.stderr[-2000:]}")
-    return best
+        for plugin in (False, True):
+            samples[plugin].append(snakemake_time(root, restore, *args, *(["--logger", "sheetfill"] if plugin else [])))
+    return {plugin: (min(w for w, _ in runs), min(c for _, c in runs)) for plugin, runs in samples.items()}
 
 
 def dry_archives(bundles: int) -> Path:
@@ -217,19 +227,22 @@ def dry_archives(bundles: int) -> Path:
 
 def s4_plugin_cost(bundles: int = 10_000, finished: int = 200) -> dict:
     root, restore = dry_archives(bundles), fresh("dry")
-    without = snakemake_wall(root, restore, "-n")
-    with_plugin = snakemake_wall(root, restore, "-n", "--logger", "sheetfill")
+    dry = with_and_without(root, restore, "-n")
     small, done = archives("small", finished, 0.05), BENCH / "runs" / f"noop-service-{finished}"
-    snakemake_wall(small, done, repeat=1)  # builds what is missing (the first time only)
-    noop_without = snakemake_wall(small, done)
-    noop_with = snakemake_wall(small, done, "--logger", "sheetfill")
-    dry_cost, noop_cost = with_plugin / without - 1, noop_with / noop_without - 1
-    print(
-        f"S4 plugin cost on -n over {bundles} bundles: {without:.2f} s -> {with_plugin:.2f} s "
-        f"({dry_cost:+.1%}, goal <= 5 %); "
-        f"no-op run over {finished} finished bundles: {noop_without:.2f} s -> {noop_with:.2f} s ({noop_cost:+.1%})"
-    )
-    return {"S4_dry_cost": dry_cost, "S4_noop_cost": noop_cost}
+    snakemake_time(small, done)  # builds what is missing (the first time only)
+    noop = with_and_without(small, done)
+    figures = {}
+    for name, label, result in (
+        ("dry", f"-n over {bundles} bundles", dry),
+        ("noop", f"a no-op run over {finished} finished bundles", noop),
+    ):
+        (wall, cpu), (wall_plugin, cpu_plugin) = result[False], result[True]
+        figures[f"S4_{name}_wall_cost"], figures[f"S4_{name}_cpu_cost"] = wall_plugin / wall - 1, cpu_plugin / cpu - 1
+        print(
+            f"S4 plugin cost on {label}: wall {wall:.2f} -> {wall_plugin:.2f} s ({wall_plugin / wall - 1:+.1%}), "
+            f"CPU {cpu:.2f} -> {cpu_plugin:.2f} s ({cpu_plugin / cpu - 1:+.1%}) (goal <= 5 %)"
+        )
+    return figures
 
 
 def fresh(name: str) -> Path:

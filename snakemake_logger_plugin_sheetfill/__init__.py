@@ -38,7 +38,9 @@ SINK_FACTORIES = {
 class LogHandlerSettings(LogHandlerSettingsBase):
     sinks: Optional[str] = field(  # noqa: UP045 - the plugin registry reads typing.Optional only
         default=None,
-        metadata={"help": f"comma-separated sinks: {', '.join(SINK_FACTORIES)} (default: SHEETFILL_SINKS or ledger)"},
+        metadata={
+            "help": f"comma-separated sinks: {', '.join(SINK_FACTORIES)} (default: SHEETFILL_SINKS or {DEFAULT_SINKS})"
+        },
     )
     heartbeat: Optional[float] = field(  # noqa: UP045
         default=None,

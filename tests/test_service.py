@@ -276,3 +276,19 @@ def test_sigterm_settles_the_active_run(serve, tmp_path):
     with client(service) as api:
         run = run_of(api, run_id)
         assert run["status"] in ("failed", "cancelled") and run["error"], run
+
+
+def test_cancel_drain_lets_the_running_job_finish_and_starts_no_other(serve, tmp_path):
+    archives = tmp_path / "big"
+    make_archives(archives, days=3, scale=0.3)
+    service = serve(archives, args=("--cores", "1"))
+    with client(service) as api:
+        run_id = api.post("/api/v1/runs", json={"since": "2025-09-29"}).json()["run_id"]
+        running = wait_for(
+            lambda: [b["bundle"] for b in run_of(api, run_id)["bundles"] if b["status"] == "running"], "a running job"
+        )
+        assert api.post(f"/api/v1/runs/{run_id}/cancel", json={"mode": "drain"}).json()["status"] == "cancelling"
+        run = wait_final(api, run_id)
+        assert run["status"] == "cancelled" and run["cancel_mode"] == "drain"
+        assert all(slots(run)[bundle] == "ok" for bundle in running)  # drained, not killed
+        assert "not_run" in slots(run).values() and set(slots(run).values()) <= {"ok", "not_run"}

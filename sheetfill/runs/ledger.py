@@ -71,6 +71,7 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._add_task_columns()
+        self._columns = self._create_latest()
 
     def _add_task_columns(self) -> None:
         """Ledgers written before the task metadata columns existed get them (empty for old rows)."""
@@ -78,6 +79,37 @@ class Ledger:
         for name in TASK_FIELDS:
             if name not in have:
                 self._db.execute(f"ALTER TABLE bundles ADD COLUMN {name} {TASK_TYPES.get(name, 'TEXT')}")
+
+    def _create_latest(self) -> list[str]:
+        """The `latest` table: one row per bundle, kept up to date on every slot write (GET /bundles reads it).
+
+        Same columns as `bundles`; built once from the slots for ledgers that predate it.
+        """
+        columns = [row["name"] for row in self._db.execute("PRAGMA table_info(bundles)")]
+        self._db.execute("CREATE TABLE IF NOT EXISTS latest AS SELECT * FROM bundles WHERE 0")
+        self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS latest_by_bundle ON latest (bundle)")
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(latest)")}
+        for name in columns:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE latest ADD COLUMN {name}")
+        self._columns = columns
+        empty = self._db.execute("SELECT NOT EXISTS (SELECT 1 FROM latest)").fetchone()[0]
+        if empty:
+            self._refresh_latest("1 = 1 ORDER BY updated", ())
+        return columns
+
+    def _refresh_latest(self, where: str, args) -> None:
+        """Copy the selected slots into `latest`: a slot that did something replaces whatever is there;
+        a skipped/planned/not-run one only replaces another such (a skip never hides a result)."""
+        columns = ", ".join(self._columns)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in self._columns if name != "bundle")
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO latest ({columns}) SELECT {columns} FROM bundles WHERE {where} "
+                f"ON CONFLICT (bundle) DO UPDATE SET {updates} "
+                f"WHERE excluded.status NOT IN {PASSIVE_SQL} OR latest.status IN {PASSIVE_SQL}",
+                args,
+            )
 
     @classmethod
     def for_root(cls, restore_root) -> Ledger:
@@ -160,6 +192,8 @@ class Ledger:
             self._db.executemany(
                 "INSERT OR IGNORE INTO bundles (run_id, bundle, status, reason, updated) VALUES (?, ?, ?, ?, ?)", rows
             )
+            if rows:
+                self._refresh_latest("run_id = ? AND status = ?", (run_id, status))
 
     def update_slot(self, run_id: str, bundle: str, **fields) -> None:
         unknown = set(fields) - set(SLOT_FIELDS)
@@ -172,11 +206,17 @@ class Ledger:
             f"INSERT INTO bundles (run_id, bundle, {columns}) VALUES (?, ?, {', '.join('?' * len(values))}) "
             f"ON CONFLICT (run_id, bundle) DO UPDATE SET {updates}"
         )
-        self._write(sql, [run_id, bundle, *values.values()])
+        with self._lock:
+            self._write(sql, [run_id, bundle, *values.values()])
+            self._refresh_latest("run_id = ? AND bundle = ?", (run_id, bundle))
 
     def set_slots_where(self, run_id: str, from_status: str, status: str, reason: str | None) -> int:
         sql = "UPDATE bundles SET status = ?, reason = COALESCE(?, reason), updated = ? WHERE run_id = ? AND status = ?"
-        return self._write(sql, (status, reason, time.time(), run_id, from_status)).rowcount
+        with self._lock:
+            changed = self._write(sql, (status, reason, time.time(), run_id, from_status)).rowcount
+            if changed:
+                self._refresh_latest("run_id = ? AND status = ?", (run_id, status))
+            return changed
 
     def slot(self, run_id: str, bundle: str) -> dict | None:
         rows = self._read("SELECT * FROM bundles WHERE run_id = ? AND bundle = ?", (run_id, bundle))
@@ -213,14 +253,9 @@ class Ledger:
         return rows
 
 
-# the newest slot per bundle that says something about its data: a skipped slot only when nothing else exists
-LATEST_SQL = """
-SELECT * FROM (
-    SELECT b.*, ROW_NUMBER() OVER (
-        PARTITION BY b.bundle ORDER BY (b.status IN ('skipped', 'planned', 'not_run', 'pending')), b.updated DESC
-    ) AS rank FROM bundles b
-) WHERE rank = 1
-"""
+# per date x version, the newest slot that did something (or the newest skipped one if none did): see _refresh_latest
+LATEST_SQL = "SELECT * FROM latest WHERE 1 = 1"
+PASSIVE_SQL = "('skipped', 'planned', 'not_run', 'pending')"
 
 
 def _bundle_filter(status, version, since, until) -> tuple[str, list]:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from sheetfill.errors import SheetfillError
 from sheetfill.runs.cursor import read_cursor, reset_cursor
@@ -216,7 +216,10 @@ def bundles(
     filters = {"status": status, "version": version, "since": since, "until": until}
     rows = ledger.latest_bundles(limit=limit, offset=offset, **filters)
     total = ledger.count_latest_bundles(**filters)
-    return {"bundles": [_slot_view(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+    # a plain JSONResponse: FastAPI's generic encoder costs ~0.1 s per 10,000 rows
+    return JSONResponse(
+        {"bundles": [_slot_view(row) for row in rows], "total": total, "limit": limit, "offset": offset}
+    )
 
 
 @router.get("/cursor", summary="The scheduled-run cursor")

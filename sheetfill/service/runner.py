@@ -54,9 +54,11 @@ def forcerun(settings, run: dict) -> list[str]:
     return [str(settings.restore_root / "outputs" / bundle) for bundle in forced]
 
 
-def snakemake_command(settings, run: dict, configfile: Path, *extra: str) -> list[str]:
+def snakemake_command(settings, run: dict, configfile: Path, *extra: str, record: bool = True) -> list[str]:
+    """record=False: a Snakemake that records nothing (no logger plugin, no default profile)."""
     command = [sys.executable, "-m", "snakemake", "-s", str(settings.snakefile), "--directory", str(settings.workdir)]
-    command += ["--cores", str(settings.cores), "--configfile", str(configfile), "--logger", "sheetfill", *extra]
+    logging = ["--logger", "sheetfill"] if record else ["--workflow-profile", "none"]
+    command += ["--cores", str(settings.cores), "--configfile", str(configfile), *logging, *extra]
     targets = forcerun(settings, run)
     return command + (["--forcerun", *targets] if targets else [])
 
@@ -119,8 +121,9 @@ def unlock_if_stale(settings, ledger: Ledger, run: dict) -> None:
     if any(r["id"] != run["id"] and r["status"] != "queued" for r in ledger.active_runs()):
         return
     configfile = write_run_config(settings, {**run, "dry_run": False})
-    command = snakemake_command(settings, {}, configfile, "--unlock")
-    subprocess.run(command, cwd=settings.workdir, env=run_environment(settings, run), capture_output=True, timeout=300)
+    command = snakemake_command(settings, {}, configfile, "--unlock", record=False)
+    env = {key: value for key, value in run_environment(settings, run).items() if key != RUN_ID_VARIABLE}
+    subprocess.run(command, cwd=settings.workdir, env=env, capture_output=True, timeout=300)
 
 
 def finish(ledger: Ledger, run_id: str, returncode: int, log: Path | None) -> dict:
