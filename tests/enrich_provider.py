@@ -79,7 +79,8 @@ def make_handler(options, bucket: Bucket, log: list, lock: threading.Lock):
             digest = hashlib.sha256(key.encode()).hexdigest()
             if digest.endswith("0"):
                 return 404, {"error": "unknown organisation"}, []
-            return 200, {"id": key, "status": "active", "registry": {"number": f"REG-{digest[:8]}"}}, []
+            answer = {"id": key, "status": "active", "registry": {"number": f"REG-{digest[:8]}"}}
+            return 200, {**answer, "website": f"https://registry.example/{key}"}, []
 
     return Handler
 

@@ -67,5 +67,4 @@ class Breaker:
             )
 
     def close(self) -> None:
-        if self._redis is None:
-            self._db.close()
+        (self._db if self._redis is None else self._redis).close()

@@ -50,19 +50,6 @@ class Tally:
         return dict(self.__dict__)
 
 
-# requests-cache imports every optional backend it finds installed (DynamoDB, MongoDB, Redis) when it
-# is imported: ~0.5 s of every enrich job for backends this cache never uses. A None entry in
-# sys.modules makes such an import fail at once, which requests-cache handles as "not installed".
-UNUSED_BACKENDS = ("boto3", "botocore", "pymongo", "gridfs")
-
-
-def skip_unused_cache_backends(redis_needed: bool) -> None:
-    import sys
-
-    for name in UNUSED_BACKENDS + (() if redis_needed else ("redis",)):
-        sys.modules.setdefault(name, None)
-
-
 def open_cache(path: str, secret_headers=()):
     """requests-cache over one SQLite file shared by every bundle (and process) of a restore_root.
 
@@ -112,6 +99,12 @@ class Fetcher:
         self.mode = mode
         self.tally = Tally()
         self.headers = {}  # filled from the environment by the job; never logged or written
+
+    def close(self) -> None:
+        self.session.close()
+        if self.limiter is not None:
+            self.limiter.close()
+        self.breaker.close()
 
     def _send(self, request: dict, **options):
         return self.session.request(

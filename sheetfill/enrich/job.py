@@ -1,4 +1,5 @@
-"""One bundle's enrichment: `python -m sheetfill.enrich.job --outputs O --enriched E --profile P`.
+"""One bundle's enrichment: `python -m sheetfill.jobs.job enrich --outputs O --enriched E --profile P`
+(the job entry hands it to a warm worker, like bundle jobs: its imports cost more than its work).
 
 E (`<restore_root>/enriched/<bundle>/`) is a complete copy of the bundle's outputs O, so the data docs
 and the gate can read it instead of O, plus:
@@ -39,10 +40,9 @@ def _copy_outputs(source: Path, staging: Path) -> None:
 
 def _fetchers(spec, settings: RunSettings):
     from sheetfill.enrich.breaker import Breaker
-    from sheetfill.enrich.fetch import Fetcher, Mode, open_cache, skip_unused_cache_backends
+    from sheetfill.enrich.fetch import Fetcher, Mode, open_cache
     from sheetfill.enrich.ratelimit import SharedRateLimiter, is_redis
 
-    skip_unused_cache_backends(redis_needed=is_redis(settings.rate_limit_store))
     Path(settings.cache).parent.mkdir(parents=True, exist_ok=True)
     mode = Mode(
         network=settings.network, only_if_cached=settings.only_if_cached, refresh_before=settings.refresh_before
@@ -51,9 +51,11 @@ def _fetchers(spec, settings: RunSettings):
     fetchers = []
     for provider in spec.providers:
         session = open_cache(settings.cache, secret_headers=provider.headers)
-        limiter = SharedRateLimiter(provider.bucket_key, provider.rate_limit, settings.rate_limit_store)
+        limiter = None
+        if mode.network:
+            limiter = SharedRateLimiter(provider.bucket_key, provider.rate_limit, settings.rate_limit_store)
         breaker = Breaker(breaker_store, settings.run_id, provider.name, provider.breaker_failures)
-        fetcher = Fetcher(provider, session, limiter if mode.network else None, breaker, mode)
+        fetcher = Fetcher(provider, session, limiter, breaker, mode)
         fetcher.headers = {header: os.environ.get(var, "") for header, var in provider.headers.items()}
         fetchers.append(fetcher)
     return fetchers
@@ -156,9 +158,8 @@ def enrich_bundle(outputs: Path, enriched: Path, profile_path: str, settings: Ru
                 f"enrichment unavailable for {summary['enrichment']['records_unavailable']} records "
                 f"({'; '.join(reasons)}); the profile says on_error: fail"
             )
-        for fetcher in fetchers:
-            fetcher.limiter and fetcher.limiter.close()
-            fetcher.breaker.close()
+        for fetcher in fetchers:  # a warm worker runs many jobs: leave no connection behind
+            fetcher.close()
     _write_json(staging / "bundle.json", summary)
     shutil.rmtree(enriched, ignore_errors=True)
     staging.rename(enriched)
@@ -166,15 +167,12 @@ def enrich_bundle(outputs: Path, enriched: Path, profile_path: str, settings: Ru
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sheetfill.enrich.job")
+    parser = argparse.ArgumentParser(prog="python -m sheetfill.jobs.job enrich")
     parser.add_argument("--outputs", type=Path, required=True, help="the bundle's outputs folder")
     parser.add_argument("--enriched", type=Path, required=True, help="where the enriched copy goes")
     parser.add_argument("--profile", required=True)
     args = parser.parse_args(argv)
     settings = RunSettings.from_env()
-    # This process only moves a few columns between Parquet files; pyarrow would import pandas (~0.5 s
-    # a job) just to ask whether its input is a DataFrame. None in sys.modules answers "not installed".
-    sys.modules.setdefault("pandas", None)
     summary = enrich_bundle(args.outputs, args.enriched, args.profile, settings)
     print(f"{summary['bundle']}: {summary['status']}; enrichment {json.dumps(summary['enrichment'], sort_keys=True)}")
     if summary.get("error"):

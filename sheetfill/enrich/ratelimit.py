@@ -71,6 +71,7 @@ class SharedRateLimiter:
             seconds, micros = client.time()
             return int(seconds) * 1000 + int(micros) // 1000
 
+        self._client = client
         return RedisBucket.init(self.rates, client, f"sheetfill:rate:{self.key}"), redis_clock
 
     def acquire(self) -> None:
@@ -93,3 +94,5 @@ class SharedRateLimiter:
         close = getattr(self._bucket, "close", None)
         if close:
             close()
+        if getattr(self, "_client", None) is not None:
+            self._client.close()

@@ -75,5 +75,9 @@ def run_pack(args) -> int:
 
 def run_in_process(argv: list[str]) -> int:
     enable_site()
+    if argv[:1] == ["enrich"]:  # network enrichment parses its own options
+        from sheetfill.enrich.job import main
+
+        return main(argv[1:])
     args = _parser().parse_args(argv)
     return {"bundle": run_bundle, "pack": run_pack}[args.command](args)

@@ -1,4 +1,4 @@
-"""Entry point of the per-bundle jobs: `python -m sheetfill.jobs.job bundle|pack ...`.
+"""Entry point of the per-bundle jobs: `python -m sheetfill.jobs.job bundle|enrich|pack ...`.
 
 Rules call this through `shell:` rather than `script:` because per-job start-up decides backfill
 speed: it imports nothing heavy itself, and hands the work to a warm worker when one is available
@@ -13,7 +13,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bundle"]:  # only bundle jobs need the heavy imports a warm worker saves
+    if argv[:1] in (["bundle"], ["enrich"]):  # only these need the heavy imports a warm worker saves
         from sheetfill.jobs.worker import run_via_worker
 
         code = run_via_worker(argv)

@@ -136,6 +136,8 @@ def all_targets(wildcards):
     targets = [run_record()]
     if SETTINGS.archive:
         targets += [f"{RESTORE_ROOT}/outputs/{bundle}.zip" for bundle in PLAN.bundles]
+    if BUNDLE_STAGE != "outputs":  # enrichment switched on after a run without it: its folders are due too
+        targets += bundle_outputs()
     return targets
 
 

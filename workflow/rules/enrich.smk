@@ -11,7 +11,10 @@ try:
 except SheetfillError as error:
     raise WorkflowError(f"sheetfill: {error}") from None
 
-os.environ[ENRICH_ENV] = ENRICH.settings.to_env()  # run context: not a param (see common.smk)
+# Run context, as environment rather than params (see common.smk). Jobs that parse the Snakefile again
+# (cluster jobs) keep the main process's, whose refresh time is the run's start.
+if workflow.is_main_process or ENRICH_ENV not in os.environ:
+    os.environ[ENRICH_ENV] = ENRICH.settings.to_env()
 if ENRICH.note:
     print(f"sheetfill: {ENRICH.note}", file=sys.stderr)
 
@@ -37,5 +40,5 @@ if ENRICH.active:
         resources:
             enrich_slots=1,
         shell:
-            f"{shell_constant(PYTHON)} -m sheetfill.enrich.job --outputs {{input.refined:q}} "
+            f"{JOB} enrich --outputs {{input.refined:q}} "
             f"--enriched {{output:q}} --profile {{input.profile:q}} > {{log:q}} 2>&1"
