@@ -240,8 +240,8 @@ def test_two_snakemake_processes_on_one_machine_share_the_limit(base, tmp_path, 
     finally:
         provider.stop()
     assert_polite(requests)
-    lookups = {b: enriched(f, b)["enrichment"]["requests"] for f in flows for b in bundles(f)}
-    assert sum(lookups.values()) == len(requests)  # both processes called, each with its own cold cache
+    made = [[enriched(f, b)["enrichment"]["requests"] for b in bundles(f)] for f in flows]
+    assert all(sum(m) > 0 for m in made) and sum(map(sum, made)) == len(requests)  # both called, each cold
     assert all(enriched(f, b)["status"] == "ok" for f in flows for b in bundles(f))
 
 
@@ -293,8 +293,8 @@ SMALL_WINDOW = {"since": "2025-09-29", "until": "2025-09-30"}  # 4 bundles
 
 def test_429_with_retry_after_is_waited_out_and_the_lookup_succeeds(tree):
     provider = Provider(tree.port, "--fail-first", "2")
-    try:
-        tree.run(**{**enrich_config(tree), **SMALL_WINDOW})
+    try:  # one bundle: one enrich job, so a path asked again was asked again by the same job
+        tree.run(**{**enrich_config(tree), "since": "2025-09-29", "until": "2025-09-29", "versions": "v1"})
         requests = provider.requests()
     finally:
         provider.stop()
@@ -303,8 +303,7 @@ def test_429_with_retry_after_is_waited_out_and_the_lookup_succeeds(tree):
     for miss in refused:  # asked again, no sooner than Retry-After: 1 said, and answered
         again = [r for r in requests if r["path"] == miss["path"] and r["t"] > miss["t"] and r["status"] != 429]
         assert again and again[0]["t"] - miss["t"] >= 1.0 and again[0]["status"] in (200, 404)
-    names = [b for b in bundles(tree) if b <= "2025-09-30--v2"]
-    assert all(enriched(tree, b)["enrichment"]["records_unavailable"] == 0 for b in names)
+    assert enriched(tree, "2025-09-29--v1")["enrichment"]["records_unavailable"] == 0
 
 
 def test_provider_down_leaves_bundles_ok_with_flags_and_the_count_in_the_docs(tree):
