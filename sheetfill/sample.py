@@ -571,8 +571,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     paths = generate_archives(args.out, args.start, args.days, args.versions, args.pattern, args.scale, args.seed)
-    print(f"wrote {len(paths)} archives under {args.out}")
+    print(sample_report(paths, args))
     return 0
+
+
+def sample_report(paths: list[Path], args) -> str:
+    """Where the archives went and the exact command that backfills over them."""
+    import shlex
+
+    out = args.out.resolve()
+    last = args.start + dt.timedelta(days=args.days - 1)
+    command = ["sheetfill", "backfill", "--archive-root", str(out), "--start-date", str(args.start)]
+    command += ["--end-date", str(last)]
+    if args.pattern != "{date}/hotpass-inputs-{version}.zip":
+        command += ["--archive-pattern", args.pattern]
+    return (
+        f"wrote {len(paths)} archives ({args.days} dates x {len(args.versions)} versions) under {out}\n"
+        f"backfill over them with:\n  {shlex.join(command)}"
+    )
 
 
 if __name__ == "__main__":

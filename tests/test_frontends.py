@@ -52,7 +52,8 @@ def test_cli_backfill_exit_codes(archives, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].split() == ["2025-09-29--v2", "ok"]
     assert done.stdout.splitlines()[-1] == f"data docs: {tmp_path / 'r' / 'data-docs' / 'index.html'}"
-    assert "Select jobs to execute" not in done.stderr and "sheetfill: 4/4 jobs · 1 bundles done" in done.stderr  # one progress line
+    assert "Select jobs to execute" not in done.stderr  # no job chatter: one progress line instead
+    assert "sheetfill: 4/4 jobs · 1 bundles done" in done.stderr
     dry = cli("backfill", "--start-date", "2025-09-30", "--end-date", "2025-10-01", "--dry-run", *common)
     assert [line.split()[0] for line in dry.stdout.splitlines()[:-1]] == [
         "2025-09-30--v1",
