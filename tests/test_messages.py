@@ -66,3 +66,17 @@ def test_archive_true_on_the_command_line_packs_only_refined_files(workflow):
         sums = dict(reversed(line.split("  ", 1)) for line in zf.read("SHA256SUMS").decode().splitlines())
         assert sorted(sums) == refined
         assert all(hashlib.sha256(zf.read(name)).hexdigest() == digest for name, digest in sums.items())
+
+
+def test_sample_says_where_it_wrote_and_the_exact_backfill_command(tmp_path, capsys):
+    import shlex
+
+    from sheetfill.sample import main
+
+    out = tmp_path / "my-archives"
+    assert main(["--out", str(out), "--days", "2", "--versions", "v1", "--scale", "0.02"]) == 0
+    first, _, command = capsys.readouterr().out.strip().splitlines()
+    assert first == f"wrote 2 archives (2 dates x 1 versions) under {out}"
+    args = shlex.split(command)
+    assert args[:2] == ["sheetfill", "backfill"] and args[args.index("--archive-root") + 1] == str(out)
+    assert (args[args.index("--start-date") + 1], args[args.index("--end-date") + 1]) == ("2025-09-29", "2025-09-30")
