@@ -228,7 +228,7 @@ def test_cancel_mid_run_ends_cancelled(tmp_path, page):
         page.wait_for_selector("#bundles tbody tr[data-status=running]", timeout=RUN_TIMEOUT)
         page.click("#cancel")
         page.check("#mode-now")
-        shoot(page, "cancel", tmp_path)
+        shoot(page, "cancel", tmp_path, full_page=False)  # the modal and its backdrop
         page.click("#cancel-go")
         assert wait_final(page) == "cancelled"
         statuses = {s for _, s in bundle_rows(page)}
