@@ -230,9 +230,11 @@ def start_together(flows, **extra) -> list[subprocess.CompletedProcess]:
     return results
 
 
-def test_two_snakemake_processes_on_one_machine_share_the_limit(base, tmp_path, monkeypatch):
-    monkeypatch.setenv("SHEETFILL_TEST_REGISTRY_KEY", SECRET)
+def run_two_backfills(base, tmp_path, store: str | None = None):
+    """Two snakemake processes at once, each with its own tree and cold cache, one provider."""
     flows = [copy_tree(base, tmp_path / name) for name in ("a", "b")]
+    for flow in flows:
+        flow.rate_store = store or flow.rate_store
     provider = Provider(flows[0].port)
     try:
         start_together(flows)
@@ -240,9 +242,15 @@ def test_two_snakemake_processes_on_one_machine_share_the_limit(base, tmp_path, 
     finally:
         provider.stop()
     assert_polite(requests)
+    assert all(enriched(f, b)["status"] == "ok" for f in flows for b in bundles(f))
+    return flows, requests
+
+
+def test_two_snakemake_processes_on_one_machine_share_the_limit(base, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEETFILL_TEST_REGISTRY_KEY", SECRET)
+    flows, requests = run_two_backfills(base, tmp_path)
     made = [[enriched(f, b)["enrichment"]["requests"] for b in bundles(f)] for f in flows]
     assert all(sum(m) > 0 for m in made) and sum(map(sum, made)) == len(requests)  # both called, each cold
-    assert all(enriched(f, b)["status"] == "ok" for f in flows for b in bundles(f))
 
 
 @pytest.fixture
@@ -274,18 +282,9 @@ def redis_url():
 def test_two_processes_sharing_redis_share_the_limit(base, tmp_path, monkeypatch, redis_url):
     url, client = redis_url
     monkeypatch.setenv("SHEETFILL_TEST_REGISTRY_KEY", SECRET)
-    flows = [copy_tree(base, tmp_path / name) for name in ("a", "b")]
-    for flow in flows:
-        flow.rate_store = url
-    provider = Provider(flows[0].port)
-    try:
-        start_together(flows)
-        requests = provider.requests()
-    finally:
-        provider.stop()
-    assert_polite(requests)
-    assert client.exists(f"sheetfill:rate:registry@http://127.0.0.1:{flows[0].port}")
-    assert all(enriched(f, b)["status"] == "ok" for f in flows for b in bundles(f))
+    flows, _ = run_two_backfills(base, tmp_path, store=url)
+    assert client.exists(f"sheetfill:rate:registry@http://127.0.0.1:{flows[0].port}")  # the log lived there
+    assert not (tmp_path / "rate-limits.sqlite").exists()  # and not in the machine-local file
 
 
 SMALL_WINDOW = {"since": "2025-09-29", "until": "2025-09-30"}  # 4 bundles
