@@ -1,7 +1,7 @@
 """One bundle, end to end: restore → refine → validate → provenance → bundle.json.
 
-Bad bundle *content* (BundleError) is recorded as status failed_processing so that the rest of
-the run, the data docs and the gate still happen; any other exception fails the job as usual.
+Whatever fails inside (bad content, a full disk, a bug) is recorded as status failed_processing so
+that the rest of the run, the data docs and the gate still happen (sheetfill.bundle.failure).
 Outputs are staged in a hidden sibling folder and renamed into place at the end, so a killed
 job never leaves a folder that looks finished.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from sheetfill import __version__
+from sheetfill.bundle.failure import account_members, failure_message
 from sheetfill.bundle.restore import fresh_staging, restore_archive, sha256_file
 from sheetfill.errors import BundleError
 from sheetfill.runs.config import Limits
@@ -55,22 +55,16 @@ def package_versions() -> dict:
 
 
 def process_bundle(job: BundleJob) -> dict:
-    """Build job.outputs for one bundle; return the bundle.json summary."""
+    """Build job.outputs for one bundle; return the bundle.json summary.
+
+    Any exception inside becomes a failed_processing record (sheetfill.bundle.failure); the staged
+    outputs of a failed bundle are dropped before its record is written, so that a full disk has
+    room for the record and the log.
+    """
     started = now()
     clock = StageClock()  # stage timings and task metadata, for telemetry and the ledger (provenance "job")
     staging = fresh_staging(job.outputs)
-    staging.mkdir(parents=True)
-    provenance = {
-        "bundle": job.bundle,
-        "archive": {
-            "path": str(job.archive.resolve()),
-            "size": job.archive.stat().st_size,
-            "sha256": sha256_file(job.archive),
-        },
-        "window": job.window,
-        "versions": package_versions(),
-        "started": started,
-    }
+    provenance = {"bundle": job.bundle, "window": job.window, "versions": package_versions(), "started": started}
     summary = {
         "bundle": job.bundle,
         "date": job.bundle.split("--")[0],
@@ -82,37 +76,52 @@ def process_bundle(job: BundleJob) -> dict:
         "validation": None,
         "diff": None,
     }
+    step = ["restore"]  # the stage running now, named in the error
     try:
+        staging.mkdir(parents=True)
+        provenance["archive"] = _archive_facts(job.archive)
         with clock.stage("restore"):
             provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
-        summary.update(_refine_and_validate(job, staging, provenance, clock))
-    except BundleError as exc:
+        summary.update(_refine_and_validate(job, staging, provenance, clock, step))
+        summary["members"] = account_members(provenance["members"], provenance.get("sources", []))
+    except Exception as exc:  # noqa: BLE001 - the job boundary: every failure becomes a record
+        summary.update(status="failed_processing", error=failure_message(job.bundle, step[0], exc))
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
         job.restored.mkdir(parents=True, exist_ok=True)  # the declared output exists, empty
-        summary.update(status="failed_processing", error=str(exc))
     provenance["finished"] = now()
     provenance["job"] = clock.record()
     write_json(staging / "provenance.json", provenance)
     write_json(staging / "bundle.json", summary)
     shutil.rmtree(job.outputs, ignore_errors=True)
     staging.rename(job.outputs)
-    if summary["status"] != "failed_processing":
-        remember_build(job)  # only once complete: a killed job never becomes "the previous build"
     return summary
 
 
-def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict, clock: StageClock) -> dict:
+def _archive_facts(archive: Path) -> dict:
+    try:
+        return {"path": str(archive.resolve()), "size": archive.stat().st_size, "sha256": sha256_file(archive)}
+    except OSError as exc:
+        reason = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
+        raise BundleError(f"archive {archive} cannot be read: {reason}; fix its permissions or re-capture it") from None
+
+
+def _refine_and_validate(job: BundleJob, staging: Path, provenance: dict, clock: StageClock, step: list) -> dict:
     from sheetfill.bundle.profiles import load_profile
     from sheetfill.bundle.validation import validate
     from sheetfill.refine import refine_bundle, write_outputs
 
+    step[0] = "refine"
     profile = load_profile(job.profile)
     provenance["profile"] = {"name": profile.name, "path": str(profile.path), "sha256": profile.sha256}
     refine_started = time.time()
     result = refine_bundle(job.restored, profile)
     clock.sequence(refine_started, result.timings)  # read, normalise, resolve
     provenance["sources"] = result.sources
+    step[0] = "write"
     with clock.stage("write"):
         write_outputs(result, staging)
+    step[0] = "validate"
     with clock.stage("validate"):
         report = validate(result.records, profile, sources=result.frames)
     write_json(staging / "validation.json", report)
@@ -142,13 +151,3 @@ def _diff_with_previous_build(job: BundleJob, refined: Path) -> dict | None:
     from sheetfill.bundle.diff import diff_records, read_for_diff
 
     return diff_records(read_for_diff(previous), read_for_diff(refined))
-
-
-def remember_build(job: BundleJob) -> None:
-    previous = _previous_build(job)
-    if previous is None:
-        return
-    previous.parent.mkdir(parents=True, exist_ok=True)
-    temp = previous.with_name(f".{previous.name}.{os.getpid()}")
-    shutil.copyfile(job.outputs / "refined.parquet", temp)
-    os.replace(temp, previous)

@@ -29,7 +29,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
+NAME_MAX = 255  # bytes per path component on Linux file systems (ext4, xfs, tmpfs)
+PATH_MAX = 4096  # bytes per whole path
+
+
+def _unsafe_reason(info: zipfile.ZipInfo, dest: Path) -> str | None:
     name = info.filename.replace("\\", "/")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         return "has an absolute path"
@@ -37,10 +41,31 @@ def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
         return "climbs out of the bundle folder with '..'"
     if stat.S_ISLNK(info.external_attr >> 16):
         return "is a symbolic link"
+    if info.flag_bits & 0x1:  # ZipCrypto and AES alike set the 'encrypted' bit
+        return "is password-protected (encrypted); re-capture the bundle without a password"
+    longest = max((len(part.encode()) for part in PurePosixPath(name).parts), default=0)
+    if longest > NAME_MAX:
+        return f"has a name part of {longest} bytes, over the file system's {NAME_MAX}; rename it in the archive"
+    if len(os.fsencode(dest.resolve() / name)) >= PATH_MAX:
+        return f"would be restored at a path over the file system's {PATH_MAX} bytes; shorten its folders"
     return None
 
 
-def check_members(archive: Path, zf: zipfile.ZipFile, limits: Limits) -> list[zipfile.ZipInfo]:
+def _short(name: str, limit: int = 80) -> str:
+    """A member name for a one-line message: long names shortened in the middle."""
+    return name if len(name) <= limit else f"{name[: limit // 2]}…{name[-limit // 2 :]}"
+
+
+def _duplicates(infos: list[zipfile.ZipInfo]) -> list[str]:
+    """Names that occur more than once (after '\\' → '/' and dropping './' and repeated '/')."""
+    seen: dict[str, int] = {}
+    for info in infos:
+        key = PurePosixPath(info.filename.replace("\\", "/")).as_posix()
+        seen[key] = seen.get(key, 0) + 1
+    return sorted(name for name, count in seen.items() if count > 1)
+
+
+def check_members(archive: Path, zf: zipfile.ZipFile, limits: Limits, dest: Path) -> list[zipfile.ZipInfo]:
     """The archive's file members, or BundleError naming the first member that breaks a rule."""
     infos = zf.infolist()
     files = [i for i in infos if not i.is_dir()]
@@ -49,9 +74,15 @@ def check_members(archive: Path, zf: zipfile.ZipFile, limits: Limits) -> list[zi
     if len(infos) > limits.max_members:
         raise BundleError(f"{archive} has {len(infos)} members, over limits.max_members={limits.max_members}.")
     for info in infos:
-        reason = _unsafe_reason(info)
+        reason = _unsafe_reason(info, dest)
         if reason:
-            raise BundleError(f"{archive}: member {info.filename!r} {reason}; refusing to restore this bundle.")
+            raise BundleError(f"{archive}: member {_short(info.filename)!r} {reason}; refusing to restore this bundle.")
+    duplicates = _duplicates(files)
+    if duplicates:
+        raise BundleError(
+            f"{archive}: members stored twice under the same name: {', '.join(map(repr, duplicates))}; "
+            "the second would overwrite the first. Re-capture the bundle with unique names."
+        )
     total = sum(i.file_size for i in files)
     packed = max(1, sum(i.compress_size for i in files))
     if total > limits.max_uncompressed_bytes:
@@ -70,15 +101,22 @@ def check_members(archive: Path, zf: zipfile.ZipFile, limits: Limits) -> list[zi
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: list[int]) -> str:
     """Stream one member to disk, counting real bytes (headers can lie) and hashing as we go."""
     target = dest / info.filename.replace("\\", "/")
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    with zf.open(info) as source, open(target, "wb") as sink:
-        for block in iter(lambda: source.read(CHUNK), b""):
-            budget[0] -= len(block)
-            if budget[0] < 0:
-                raise BundleError(f"member {info.filename!r} unpacks larger than its header says; refusing.")
-            digest.update(block)
-            sink.write(block)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(info) as source, open(target, "wb") as sink:
+            for block in iter(lambda: source.read(CHUNK), b""):
+                budget[0] -= len(block)
+                if budget[0] < 0:
+                    raise BundleError(
+                        f"member {_short(info.filename)!r} unpacks larger than its header says; refusing."
+                    )
+                digest.update(block)
+                sink.write(block)
+    except OSError as exc:  # a name the file system refuses, a full disk, a member clashing with a folder
+        raise BundleError(f"member {_short(info.filename)!r} could not be restored: {exc.strerror or exc}") from None
+    except RuntimeError as exc:  # zipfile's "encrypted, password required" and friends
+        raise BundleError(f"member {_short(info.filename)!r} could not be extracted: {exc}") from None
     return digest.hexdigest()
 
 
@@ -95,13 +133,16 @@ def restore_archive(archive: Path, dest: Path, limits: Limits) -> list[dict]:
     staging = fresh_staging(dest)
     try:
         with zipfile.ZipFile(archive) as zf:
-            files = check_members(archive, zf, limits)
+            files = check_members(archive, zf, limits, staging)
             staging.mkdir(parents=True)
             budget = [limits.max_uncompressed_bytes]
             members = [
                 {"name": i.filename, "size": i.file_size, "sha256": _extract_member(zf, i, staging, budget)}
                 for i in files
             ]
+    except PermissionError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"{archive}: permission denied; make the archive readable for this user.") from None
     except zipfile.BadZipFile as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise BundleError(f"{archive} is not a readable zip archive ({exc}); re-capture it or remove it.") from None

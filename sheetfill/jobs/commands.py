@@ -46,6 +46,26 @@ def _parser():
 
 
 def run_bundle(args) -> int:
+    """Process one bundle. Exit 0 whenever bundle.json records the outcome, failed or not, so that
+    Snakemake keeps it and the data docs and the gate run; 1 only when not even that could be written."""
+    try:
+        summary = _process(args)
+    except Exception as exc:  # noqa: BLE001 - the job boundary: outside process_bundle's own guard
+        from sheetfill.bundle.failure import failure_message, record_failure
+
+        error = failure_message(args.bundle, "job", exc)
+        print(error, file=sys.stderr)
+        try:
+            record_failure(args.outputs, args.restored, args.bundle, error)
+        except OSError as again:
+            print(f"{args.bundle}: could not record the failure either: {again}", file=sys.stderr)
+            return 1
+        return 0
+    print(f"{summary['bundle']}: {summary['status']}" + (f" — {summary['error']}" if summary["error"] else ""))
+    return 0
+
+
+def _process(args) -> dict:
     import json
 
     from sheetfill.bundle.process import BundleJob, process_bundle
@@ -61,9 +81,7 @@ def run_bundle(args) -> int:
         window=json.loads(args.window),
         history=args.history,
     )
-    summary = process_bundle(job)
-    print(f"{summary['bundle']}: {summary['status']}" + (f" — {summary['error']}" if summary["error"] else ""))
-    return 0
+    return process_bundle(job)
 
 
 def run_pack(args) -> int:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
 from operator import itemgetter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,8 @@ from sheetfill.refine.arrays import join_nonempty, object_frame, repeated
 from sheetfill.refine.parallel import usable_processes
 from sheetfill.refine.sources import find_source, header_key
 
-SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
+# calamine reads every one of these workbook formats the same way
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv")
 HEADER_SCAN_ROWS = 10  # title rows above the header are common in hand-kept sheets
 READ_BLOCK_ROWS = 65_536
 READ_THREADS = 2  # more only adds memory: the GIL-bound conversion is the other half
@@ -53,19 +54,26 @@ class SheetInfo:
         }
 
 
+def skip_reason(relative: PurePosixPath) -> str | None:
+    """Why a bundle file is not read as a spreadsheet, or None when it is one."""
+    if "__MACOSX" in relative.parts or relative.name.startswith("._"):
+        return "macOS resource fork, not a spreadsheet"
+    if relative.name.startswith("~$"):
+        return "Office lock file, not a spreadsheet"
+    if relative.suffix.lower() not in SPREADSHEET_SUFFIXES:
+        return f"not a spreadsheet (read: {', '.join(SPREADSHEET_SUFFIXES)})"
+    return None
+
+
 def find_spreadsheets(bundle_dir: Path) -> list[Path]:
-    """Every .xlsx/.csv under the bundle, nested folders included, in a stable order.
+    """Every spreadsheet under the bundle, nested folders included, in a stable order.
 
     Office lock files (~$x.xlsx) and macOS resource forks (__MACOSX/, ._x.xlsx) are not spreadsheets.
     """
     found = []
     for path in bundle_dir.rglob("*"):
-        relative = path.relative_to(bundle_dir)
-        if path.suffix.lower() not in SPREADSHEET_SUFFIXES or not path.is_file():
-            continue
-        if path.name.startswith(("~$", "._")) or "__MACOSX" in relative.parts:
-            continue
-        found.append(path)
+        if path.is_file() and skip_reason(PurePosixPath(path.relative_to(bundle_dir).as_posix())) is None:
+            found.append(path)
     return sorted(found, key=lambda p: p.relative_to(bundle_dir).as_posix())
 
 
@@ -250,7 +258,13 @@ def read_files(bundle_dir: Path, files: list[Path], profile_data: dict) -> list:
 
     def read_one(path: Path):
         reader = read_csv_file if path.suffix.lower() == ".csv" else read_workbook
-        return reader(path, path.relative_to(bundle_dir).as_posix(), profile_data)
+        relative = path.relative_to(bundle_dir).as_posix()
+        try:
+            return reader(path, relative, profile_data)
+        except BundleError:
+            raise
+        except Exception as exc:  # whatever a hostile file triggers, the message names the file
+            raise BundleError(f"member {relative!r} could not be read ({type(exc).__name__}: {exc})") from exc
 
     threads = min(len(files), READ_THREADS, usable_processes())
     if threads < 2:
@@ -268,7 +282,7 @@ def read_bundle(bundle_dir: Path, profile_data: dict) -> tuple[pd.DataFrame, lis
         raise BundleError(f"{bundle_dir}: not a folder (expected a restored bundle)")
     files = find_spreadsheets(bundle_dir)
     if not files:
-        raise BundleError(f"{bundle_dir}: no spreadsheets (.xlsx or .csv) in the bundle")
+        raise BundleError(f"{bundle_dir}: no spreadsheets ({', '.join(SPREADSHEET_SUFFIXES)}) in the bundle")
     sheets, frames = [], []
     for results in read_files(bundle_dir, files, profile_data):
         for info, frame in results:

@@ -2,7 +2,9 @@
 
 Deterministic on purpose: the same result gives byte-identical parquet (explicit Arrow schema, no
 pandas metadata) and an xlsx with fixed workbook metadata. Every text cell is written as a string,
-so a value starting with '=', '+', '-' or '@' never becomes a formula.
+so a value starting with '=', '+', '-' or '@' never becomes a formula; in rejected.csv such fields
+get a leading apostrophe. A cell over Excel's 32,767 characters is cut in the workbook only, and its
+record flagged.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import numpy as np
 import pandas as pd
 
 EXCEL_MAX_ROWS = 1_048_576  # including the header row
+EXCEL_MAX_CELL = 32_767  # characters in one cell: longer text is cut in the workbook, kept in parquet
+TRUNCATED_FLAG = "truncated_in_xlsx"
+FORMULA_START = re.compile(r"^[=+\-@\t\r]")  # what a spreadsheet app would run as a formula
 FIXED_CREATED = dt.datetime(2000, 1, 1)  # workbook metadata must not depend on the clock
 INT_COLUMNS = {"source_count"}
 FLOAT_COLUMNS = {"quality_score"}
@@ -44,19 +49,69 @@ def arrow_table(records: pd.DataFrame):
 PARQUET_BATCH_ROWS = 131_072  # converted to Arrow one batch at a time: bounded extra memory
 
 
-def write_parquet(records: pd.DataFrame, path: Path) -> Path:
+def write_parquet(records: pd.DataFrame, path: Path, overlong: set | None = None) -> Path:
+    """refined.parquet; text columns with a value over Excel's cell limit are added to `overlong`
+    (measured on the Arrow arrays being written: no extra pass over the records)."""
     import pyarrow.parquet as pq
 
     first = arrow_table(records.iloc[:PARQUET_BATCH_ROWS])
     with pq.ParquetWriter(path, first.schema, compression="zstd") as writer:
-        writer.write_table(first)
-        for start in range(PARQUET_BATCH_ROWS, len(records), PARQUET_BATCH_ROWS):
-            writer.write_table(arrow_table(records.iloc[start : start + PARQUET_BATCH_ROWS]))
+        for start in range(0, len(records), PARQUET_BATCH_ROWS):
+            table = first if start == 0 else arrow_table(records.iloc[start : start + PARQUET_BATCH_ROWS])
+            if overlong is not None:
+                overlong.update(overlong_columns(table))
+            writer.write_table(table)
+        if not len(records):
+            writer.write_table(first)
     return path
 
 
+def overlong_columns(table) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = []
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_string(column.type) and len(column):
+            longest = pc.max(pc.utf8_length(column)).as_py()
+            if longest is not None and longest > EXCEL_MAX_CELL:
+                found.append(name)
+    return found
+
+
+def flag_overlong(records: pd.DataFrame, columns: set) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(records with TRUNCATED_FLAG added to "flags" where a cell is too long for Excel,
+    the same records with those cells cut to EXCEL_MAX_CELL for the workbook)."""
+    flagged, cut = records.copy(), records.copy()
+    too_long = np.zeros(len(records), dtype=bool)
+    for column in sorted(columns):
+        lengths = records[column].str.len().fillna(0).to_numpy()
+        too_long |= lengths > EXCEL_MAX_CELL
+        cut[column] = records[column].where(lengths <= EXCEL_MAX_CELL, records[column].str.slice(0, EXCEL_MAX_CELL))
+    if "flags" in records:
+        old = records["flags"].fillna("").astype(str)
+        added = np.where(old == "", TRUNCATED_FLAG, old + "; " + TRUNCATED_FLAG)
+        flagged["flags"] = np.where(too_long, added, old).astype(object)
+        cut["flags"] = flagged["flags"]
+    return flagged, cut
+
+
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text fields that a spreadsheet app would run as a formula (=, +, -, @, tab, CR first) get a
+    leading apostrophe, so a CSV opened in Excel shows them as text: file and sheet names too."""
+    safe = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object:
+            risky = values.str.match(FORMULA_START, na=False).to_numpy(dtype=bool)
+            if risky.any():
+                safe[column] = values.where(~risky, "'" + values.astype(str))
+    safe.columns = [f"'{c}" if isinstance(c, str) and FORMULA_START.match(c) else c for c in frame.columns]
+    return safe
+
+
 def write_rejected(rejected: pd.DataFrame, path: Path) -> Path:
-    rejected.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
+    formula_safe(rejected).to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
     return path
 
 
@@ -191,20 +246,37 @@ def rust_writer_available() -> bool:
     return find_spec("rustpy_xlsxwriter") is not None
 
 
-def write_xlsx(result, path: Path, writer: str | None = None) -> Path:
-    """refined.xlsx: Data (frozen bold header, filter) + Summary. Data stops at Excel's row limit."""
-    records = result.records.head(EXCEL_MAX_ROWS - 1)
+def write_xlsx(result, path: Path, writer: str | None = None, records: pd.DataFrame | None = None) -> Path:
+    """refined.xlsx: Data (frozen bold header, filter) + Summary. Data stops at Excel's row limit;
+    `records` replaces result.records (cells cut to Excel's limit by flag_overlong)."""
+    cut_cells = records is not None
+    records = (result.records if records is None else records).head(EXCEL_MAX_ROWS - 1)
     writer = writer or ("rust" if rust_writer_available() else "xlsxwriter")
     write = write_xlsx_rust if writer == "rust" else write_xlsx_xlsxwriter
-    return write(records, summary_rows(result), path)
+    summary = summary_rows(result)
+    if cut_cells:
+        cut = int(records["flags"].str.contains(TRUNCATED_FLAG, regex=False, na=False).sum())
+        summary.append(
+            (
+                "note",
+                f"{cut} records have cells cut to Excel's {EXCEL_MAX_CELL:,} characters (flag "
+                f"{TRUNCATED_FLAG}); refined.parquet holds the full values",
+            )
+        )
+    return write(records, summary, path)
 
 
 def write_all(result, out_dir: Path, *, xlsx: bool = True) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
+    overlong: set[str] = set()
     written = [
-        write_parquet(result.records, out_dir / "refined.parquet"),
+        write_parquet(result.records, out_dir / "refined.parquet", overlong),
         write_rejected(result.rejected, out_dir / "rejected.csv"),
     ]
+    workbook_records = None
+    if overlong:  # rare: flag the records, rewrite the parquet with the flag, cut the workbook's cells
+        result.records, workbook_records = flag_overlong(result.records, overlong)
+        write_parquet(result.records, out_dir / "refined.parquet")
     if xlsx:
-        written.insert(0, write_xlsx(result, out_dir / "refined.xlsx"))
+        written.insert(0, write_xlsx(result, out_dir / "refined.xlsx", records=workbook_records))
     return written

@@ -106,6 +106,12 @@ def run_record():
     return f"{RESTORE_ROOT}/outputs/runs/{PLAN.window_key}.json"
 
 
+def gate_passed():
+    """The gate's declared output, written only when the run passed. The run record is not an
+    output: Snakemake deletes a failing job's outputs, and a failed run's record must survive."""
+    return f"{RESTORE_ROOT}/outputs/runs/.{PLAN.window_key}.passed"
+
+
 def inspecting():
     """True when Snakemake builds the DAG to show it (--report, --summary, --dag), not to run or plan
     it (a run or -n): only those set the workflow's execution settings before building the DAG."""
@@ -133,7 +139,7 @@ def all_targets(wildcards):
     if not PLAN.bundles:
         print(f"sheetfill: {PLAN.note}", file=sys.stderr)
         return [str(SETTINGS.cursor_file)]  # exists: Snakemake says "Nothing to be done" and runs no job
-    targets = [run_record()]
+    targets = [gate_passed()]
     if SETTINGS.archive:
         targets += [f"{RESTORE_ROOT}/outputs/{bundle}.zip" for bundle in PLAN.bundles]
     if BUNDLE_STAGE != "outputs":  # enrichment switched on after a run without it: its folders are due too

@@ -27,7 +27,7 @@ rule gate:
         # The bundles are reached through the docs (a param, not 10,000 more DAG edges: faster -n).
         docs=f"{RESTORE_ROOT}/data-docs",
     output:
-        run_record(),
+        gate_passed(),
     log:
         f"{RESTORE_ROOT}/logs/gate.log",
     localrule: True
@@ -37,5 +37,7 @@ rule gate:
         bundles=bundle_outputs(),
         window=PLAN.window(),
         cursor_file=str(SETTINGS.cursor_file),
+        record=run_record(),
+        history=f"{RESTORE_ROOT}/.sheetfill/history",
     script:
         "../../scripts/gate.py"
