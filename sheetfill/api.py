@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from sheetfill.runs.config import REPO_ROOT
+from sheetfill.runs.lock import acquire
 from sheetfill.runs.plan import Plan, make_plan
 
 SNAKEFILE = REPO_ROOT / "Snakefile"
@@ -109,7 +110,12 @@ def run(
     if dry_run:
         return _dry_run(plan, overrides, forcerun)
     with _run_id(run_id) as current:
-        _execute(overrides, cores=cores, forcerun=forcerun, quiet=quiet)
+        # another run on this restore_root: RunLocked (a SheetfillError) before anything ran
+        lock = acquire(REPO_ROOT / plan.settings.restore_root, plan.window())
+        try:
+            _execute(overrides, cores=cores, forcerun=forcerun, quiet=quiet)
+        finally:
+            lock.release()
     bundles = [_result(plan, b) for b in plan.bundles]
     docs = (REPO_ROOT / plan.settings.restore_root / "data-docs" / "index.html").resolve()
     docs = docs if docs.exists() else None

@@ -66,7 +66,7 @@ def account_members(members: list[dict], sources: list[dict]) -> list[dict]:
         sheets.setdefault(source["file"], []).append(source)
     accounted = []
     for member in members:
-        name = member["name"].replace("\\", "/")
+        name = PurePosixPath(member["name"].replace("\\", "/")).as_posix()  # as restored on disk
         entry = {"name": member["name"], "size": member.get("size"), "status": "read", "reason": None}
         seen = sheets.get(name)
         if seen is None:

@@ -83,6 +83,7 @@ def load_bundle(folder: Path) -> dict:
         "failed": status != "ok",
         "checks": validation.get("results", []) if isinstance(validation, dict) else [],
         "provenance": provenance if isinstance(provenance, dict) else {},
+        "members_by_name": {m.get("name"): m for m in summary.get("members") or [] if isinstance(m, dict)},
         "problems": problems,
     }
 

@@ -139,10 +139,13 @@ def serve(path: str) -> None:
             print(f"sheetfill worker: could not preload {module}: {exc}", file=sys.stderr)
     _warm_up()
     _remove(path)
+    remove_stale_sockets(os.path.dirname(path))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(256)
+    listener.setblocking(False)  # the workers wait in select() so that they also see the server die
     events_r, events_w = os.pipe()  # workers report b"+<pid>" when a job starts, b"-<pid>" when it ends
+    lifeline = os.pipe()  # only the server holds the write end: EOF in a worker = the server is gone
     selector = selectors.DefaultSelector()
     selector.register(events_r, selectors.EVENT_READ)
     alive, busy = set(), set()
@@ -150,7 +153,7 @@ def serve(path: str) -> None:
     try:
         while busy or time.monotonic() - last_work < IDLE_SECONDS:
             if len(alive) == len(busy) and len(alive) < MAX_WORKERS:
-                alive.add(_fork_worker(listener, events_w))
+                alive.add(_fork_worker(listener, events_w, lifeline))
             if selector.select(timeout=1.0):
                 _apply_events(os.read(events_r, 4096), busy)
                 last_work = time.monotonic()
@@ -169,20 +172,66 @@ def _apply_events(data: bytes, busy: set[int]) -> None:
         (busy.add if event[0] == "+" else busy.discard)(pid)
 
 
-def _fork_worker(listener: socket.socket, events_w: int) -> int:
+def _fork_worker(listener: socket.socket, events_w: int, lifeline: tuple[int, int]) -> int:
     pid = os.fork()
     if pid:
         return pid
+    os.close(lifeline[1])
     code = 1
     try:
         for _ in range(JOBS_PER_WORKER):
-            conn, _ = listener.accept()
-            os.write(events_w, f"+{os.getpid()} ".encode())
+            conn = _next_client(listener, lifeline[0])
+            if conn is None:
+                break  # the server died (even kill -9): no idle worker outlives it
+            _tell(events_w, f"+{os.getpid()} ")
             _serve_one(conn)
-            os.write(events_w, f"-{os.getpid()} ".encode())
+            _tell(events_w, f"-{os.getpid()} ")
         code = 0
     finally:
         os._exit(code)
+
+
+def _next_client(listener: socket.socket, lifeline: int) -> socket.socket | None:
+    """The next job's connection, or None once the server is gone (its lifeline pipe at EOF)."""
+    import select
+
+    while True:
+        ready, _, _ = select.select([listener, lifeline], [], [])
+        if lifeline in ready:
+            return None
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:  # another worker took this one
+            continue
+        conn.setblocking(True)
+        return conn
+
+
+def _tell(events_w: int, event: str) -> None:
+    try:
+        os.write(events_w, event.encode())
+    except OSError:  # the server is gone; the job itself still runs to its end
+        pass
+
+
+def remove_stale_sockets(folder: str) -> list[str]:
+    """Sockets in the runtime folder that nobody serves any more (a server killed with -9)."""
+    removed = []
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if not name.endswith(".sock"):
+            continue
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            _remove(path)
+            removed.append(path)
+        except OSError:
+            pass
+        finally:
+            probe.close()
+    return removed
 
 
 def _warm_up() -> None:

@@ -213,6 +213,7 @@ def decode_csv(path: Path, relative: str) -> str:
 def read_csv_file(path: Path, relative: str, profile_data: dict) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
     text = decode_csv(path, relative)
     sheet_name = path.stem  # a CSV is one sheet; its name is the file stem
+    csv.field_size_limit(len(text) + 1)  # the default 128 KiB would fail a bundle over one long cell
     try:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:

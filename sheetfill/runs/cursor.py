@@ -20,6 +20,12 @@ def read_cursor(path: Path) -> dt.date | None:
         return None
     try:
         return dt.date.fromisoformat(json.loads(path.read_text())["last_date"])
+    except IsADirectoryError:
+        raise ConfigError(
+            f"Cursor file {path} is a directory, not a file; move it away (or set cursor_file to a file path)."
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"Cursor file {path}: permission denied; make it readable for this user.") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"Cursor file {path} is unreadable ({exc}); inspect it, or run `sheetfill cursor reset`."
@@ -51,3 +57,5 @@ def reset_cursor(path: Path) -> bool:
         return True
     except FileNotFoundError:
         return False
+    except IsADirectoryError:
+        raise ConfigError(f"Cursor file {path} is a directory, not a file; move it away by hand.") from None

@@ -116,8 +116,13 @@ def scan(root: Path, pattern: str) -> list[Archive]:
     def walk(folder: str, level: int, captured: dict) -> None:
         try:
             entries = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, NotADirectoryError):
             return
+        except PermissionError:  # never "no archive": the archives may well be there
+            raise ConfigError(
+                f"archive folder {folder}: permission denied; make it readable for this user "
+                f"(uid {os.getuid()}) or run as a user who can read it."
+            ) from None
         for entry in entries:
             match = compiled.segments[level].fullmatch(entry.name)
             if not match:

@@ -48,7 +48,7 @@ def describe(info: dict) -> str:
 
 
 def lock_file(restore_root: Path) -> Path:
-    return Path(restore_root) / ".sheetfill" / "run.lock"
+    return Path(restore_root).resolve() / ".sheetfill" / "run.lock"  # one key however it is spelled
 
 
 class RunLock:

@@ -69,10 +69,20 @@ def check_versions_exist(versions: tuple[str, ...] | None, archives: list[Archiv
         )
 
 
+def _cursor(settings: Settings) -> dt.date | None:
+    """The cursor; a backfill never uses it, so a corrupt one does not block a backfill."""
+    if not settings.backfill:
+        return read_cursor(settings.cursor_file)
+    try:
+        return read_cursor(settings.cursor_file)
+    except ConfigError:
+        return None
+
+
 def make_plan(config: dict) -> Plan:
     settings = load_settings(config)
     profile_path = load_profile(settings.profile).path  # a broken data profile fails here, before any job
-    cursor = read_cursor(settings.cursor_file)
+    cursor = _cursor(settings)
     since = settings.since
     if not settings.backfill and cursor is not None:
         since = cursor + dt.timedelta(days=1)

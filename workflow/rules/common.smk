@@ -161,6 +161,23 @@ def cancel_rescheduling_timers():
             thread.cancel()
 
 
+def hold_restore_root():
+    """One active run per restore_root (sheetfill.runs.lock), taken only when jobs will run (not
+    for -n); then sweep what killed runs left there. A held lock stops the run before any job."""
+    from sheetfill.runs.lock import RunLocked, acquire
+    from sheetfill.runs.sweep import sweep_staging
+
+    try:
+        acquire(RESTORE_ROOT, PLAN.window())  # released by the kernel when this process exits
+    except RunLocked as error:
+        raise WorkflowError(f"sheetfill: {error}") from None
+    sweep_staging(RESTORE_ROOT)
+
+
+onstart:
+    hold_restore_root()
+
+
 onsuccess:
     cancel_rescheduling_timers()
 
