@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -79,26 +80,59 @@ def process_bundle(job: BundleJob) -> dict:
     step = ["restore"]  # the stage running now, named in the error
     try:
         staging.mkdir(parents=True)
-        provenance["archive"] = _archive_facts(job.archive)
+        reserve(staging / "bundle.json")
+        provenance["archive"] = _archive_facts(job.archive, job.bundle)
         with clock.stage("restore"):
             provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
         summary.update(_refine_and_validate(job, staging, provenance, clock, step))
         summary["members"] = account_members(provenance["members"], provenance.get("sources", []))
     except Exception as exc:  # noqa: BLE001 - the job boundary: every failure becomes a record
         summary.update(status="failed_processing", error=failure_message(job.bundle, step[0], exc))
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        _empty_staging(staging)
         job.restored.mkdir(parents=True, exist_ok=True)  # the declared output exists, empty
     provenance["finished"] = now()
     provenance["job"] = clock.record()
-    write_json(staging / "provenance.json", provenance)
-    write_json(staging / "bundle.json", summary)
+    try:
+        write_json(staging / "provenance.json", provenance)
+    except OSError as exc:  # a full disk: the record still fits in the room reserved for it
+        summary.update(status="failed_processing", error=failure_message(job.bundle, "write", exc))
+        _empty_staging(staging)
+    write_reserved(staging / "bundle.json", summary)
     shutil.rmtree(job.outputs, ignore_errors=True)
     staging.rename(job.outputs)
     return summary
 
 
-def _archive_facts(archive: Path) -> dict:
+RECORD_RESERVE = 64 * 1024  # bytes kept for bundle.json from the start: a full disk cannot stop the record
+
+
+def reserve(path: Path) -> None:
+    with open(path, "wb") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, RECORD_RESERVE)
+        except OSError:  # no room even now, or a file system without fallocate: the write may still fit
+            pass
+
+
+def write_reserved(path: Path, payload) -> None:
+    """Write into the reserved file without truncating first (that would give the room back)."""
+    data = (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode()
+    with open(path, "r+b" if path.exists() else "wb") as handle:
+        handle.write(data)
+        handle.truncate(len(data))
+
+
+def _empty_staging(staging: Path) -> None:
+    """Drop a failed bundle's partial outputs (room for its record and log); keep the reservation."""
+    staging.mkdir(parents=True, exist_ok=True)
+    for entry in staging.iterdir():
+        if entry.name != "bundle.json":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _archive_facts(archive: Path, bundle: str) -> dict:
+    if archive.is_dir():  # the workflow's stand-in for an archive this user cannot read
+        archive = Path(json.loads(os.environ.get("SHEETFILL_UNREADABLE") or "{}").get(bundle, archive))
     try:
         return {"path": str(archive.resolve()), "size": archive.stat().st_size, "sha256": sha256_file(archive)}
     except OSError as exc:

@@ -13,6 +13,17 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] != ["bundle"]:
+        return _run(argv)
+    reserved = reserve_log()
+    try:
+        return _run(argv)
+    finally:
+        if reserved:
+            release_log()
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] in (["bundle"], ["enrich"]):  # only these need the heavy imports a warm worker saves
         from sheetfill.jobs.worker import run_via_worker
 
@@ -22,6 +33,31 @@ def main(argv: list[str] | None = None) -> int:
     from sheetfill.jobs.commands import run_in_process
 
     return run_in_process(argv)
+
+
+LOG_RESERVE = 16 * 1024  # room kept in the job's log for its error, even on a full disk
+
+
+def reserve_log() -> bool:
+    """Allocate room in the job's log (stdout, a fresh file from `> log`) before the job runs, so
+    that a full disk cannot leave a failed job with an empty log; release_log trims it back."""
+    import os
+
+    try:
+        if os.lseek(1, 0, os.SEEK_CUR) != 0:
+            return False
+        os.posix_fallocate(1, 0, LOG_RESERVE)
+        return True
+    except OSError:  # not a regular file (a terminal, a pipe) or no room even now
+        return False
+
+
+def release_log() -> None:
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os.ftruncate(1, os.lseek(1, 0, os.SEEK_CUR))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,10 @@ class RunLock:
         if self.depth > 0 or self.fd < 0:
             return
         _HELD.pop(str(self.path), None)
-        os.ftruncate(self.fd, 0)  # no stale holder details for a reader
+        try:
+            os.ftruncate(self.fd, 0)  # no stale holder details for a reader
+        except OSError:
+            pass
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = -1
@@ -89,8 +92,11 @@ def acquire(restore_root: Path, window: dict | None = None) -> RunLock:
         "run_id": os.environ.get("SHEETFILL_RUN_ID"),
         "cwd": os.getcwd(),
     }
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(info, sort_keys=True) + "\n").encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info, sort_keys=True) + "\n").encode(), 0)
+    except OSError:  # a full disk: the lock holds all the same, others see "no details yet"
+        pass
     lock = _HELD[str(path)] = RunLock(path, fd, info)
     return lock
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +32,11 @@ class Plan:
     @property
     def bundles(self) -> list[str]:
         return [a.bundle for a in self.archives]
+
+    def unreadable(self) -> dict[str, str]:
+        """Bundles whose archive this user cannot read: {bundle: archive path}. Snakemake checksums
+        small inputs itself and would abort the run on them, so their jobs get a stand-in input."""
+        return {a.bundle: str(a.path) for a in self.archives if not os.access(a.path, os.R_OK)}
 
     @property
     def window_key(self) -> str:

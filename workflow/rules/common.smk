@@ -50,6 +50,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.en
 os.environ["SHEETFILL_WINDOW"] = PLAN.window_json()
 os.environ["SHEETFILL_WORKER"] = SETTINGS.worker
 os.environ["SHEETFILL_LIMITS"] = json.dumps(asdict(SETTINGS.limits), sort_keys=True)
+os.environ["SHEETFILL_UNREADABLE"] = json.dumps(PLAN.unreadable())  # see archive_of
 # The run's trace context and telemetry settings (sheetfill.telemetry.context): standard library only.
 from sheetfill.telemetry import wanted as telemetry_wanted
 from sheetfill.telemetry.context import prepare_run as prepare_telemetry
@@ -73,6 +74,7 @@ envvars:
     "SHEETFILL_RUN_ID",
     "SHEETFILL_TELEMETRY",
     "TRACEPARENT",
+    "SHEETFILL_UNREADABLE",
 
 
 wildcard_constraints:
@@ -80,14 +82,20 @@ wildcard_constraints:
     version=r"[^/]+",
 
 
+# Archives this user cannot read: their job gets the archive's folder as a stand-in input (Snakemake
+# would abort the whole run trying to checksum them) and records the bundle as failed_processing.
+UNREADABLE = PLAN.unreadable()
+
+
 def archive_of(wildcards):
     """The zip behind a bundle (date--version), of any date: --report also reaches older bundles."""
-    return ARCHIVES[f"{wildcards.date}--{wildcards.version}"]
+    bundle = f"{wildcards.date}--{wildcards.version}"
+    return os.path.dirname(ARCHIVES[bundle]) if bundle in UNREADABLE else ARCHIVES[bundle]
 
 
 # With ISO dates the archive path is a plain pattern, which Snakemake plans faster than an input
 # function (~0.5 s per 10,000 bundles); other date formats need the lookup.
-ARCHIVE_INPUT = PLAN.archive_input_pattern() or archive_of
+ARCHIVE_INPUT = (not UNREADABLE and PLAN.archive_input_pattern()) or archive_of
 
 
 BUNDLE_STAGE = "outputs"  # enrich.smk switches the data docs and the gate to "enriched" when it runs
@@ -171,6 +179,8 @@ def hold_restore_root():
         acquire(RESTORE_ROOT, PLAN.window())  # released by the kernel when this process exits
     except RunLocked as error:
         raise WorkflowError(f"sheetfill: {error}") from None
+    except OSError as error:
+        raise WorkflowError(f"sheetfill: cannot lock restore_root {RESTORE_ROOT}: {error}") from None
     sweep_staging(RESTORE_ROOT)
 
 
