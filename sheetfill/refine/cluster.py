@@ -72,9 +72,10 @@ def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple
     digits = np.array([k.translate(DIGITS_TABLE) for k in keys], dtype=object)
     compact = np.array([k.replace(" ", "") for k in keys], dtype=object)
     lefts, rights, scores = [], [], []
-    for order in blocking_orders(keys):
+    for number, order in enumerate(blocking_orders(keys)):
         ordered = compact[order].tolist()
-        for offset in range(1, min(window, len(keys) - 1) + 1):
+        reach = window if number < 2 else min(window, COMPACT_WINDOW)  # equal space-free keys sort side by side
+        for offset in range(1, min(reach, len(keys) - 1) + 1):
             score = process.cpdist(
                 ordered[:-offset],
                 ordered[offset:],
@@ -95,6 +96,7 @@ def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple
 
 
 NO_DOMAINS = frozenset()
+COMPACT_WINDOW = 2
 
 
 class Identities:
@@ -227,7 +229,9 @@ def attach_contacts(identities: Identities, group, name_codes, files, contact: n
     loose = np.flatnonzero(contact & ~keyed & (name_codes >= 0))
     if not len(loose) or not len(candidates):
         return
-    roots_of_name = candidates.groupby("name")["root"].unique().to_dict()
+    roots_of_name: dict[int, set] = {}
+    for name, root in zip(candidates["name"].tolist(), candidates["root"].tolist()):
+        roots_of_name.setdefault(name, set()).add(root)
     wanted = pd.DataFrame({"row": loose, "file": files[loose], "name": name_codes[loose]})
     matches = wanted.merge(candidates, on=["file", "name"], how="inner").sort_values(["row", "root"], kind="stable")
     rows, names, options = (matches[c].tolist() for c in ("row", "name", "root"))
@@ -241,7 +245,7 @@ def attach_contacts(identities: Identities, group, name_codes, files, contact: n
         if len(choices) != 1:
             continue
         chosen = identities.find(choices[0])
-        rivals = {identities.find(r) for r in roots_of_name[name].tolist()} - {chosen}
+        rivals = {identities.find(r) for r in roots_of_name[name]} - {chosen}
         if all(identities.compatible(chosen, r) for r in rivals) or identities.share(chosen, own):
             identities.merge(chosen, own)
 
@@ -291,9 +295,14 @@ def merge_similar_names(
     root_of_name = np.full(len(unique_keys), -1, dtype=np.int64)
     root_of_name[single.index.to_numpy()] = single.to_numpy()
     a, b = root_of_name[usable[left]], root_of_name[usable[right]]
-    for i in np.lexsort((b, a, -score)).tolist():
-        if a[i] >= 0 and b[i] >= 0 and (score[i] >= threshold or identities.share(int(a[i]), int(b[i]))):
-            identities.merge(int(a[i]), int(b[i]))
+    candidate = np.flatnonzero((a >= 0) & (b >= 0) & (a != b))
+    a, b, score = a[candidate], b[candidate], score[candidate]
+    strong = (score >= threshold).tolist()
+    order = np.lexsort((b, a, -score)).tolist()
+    a, b = a.tolist(), b.tolist()
+    for i in order:
+        if strong[i] or identities.share(a[i], b[i]):
+            identities.merge(a[i], b[i])
 
 
 def cluster_rows(rows: pd.DataFrame, codes: ColumnCodes, profile_data: dict) -> np.ndarray:

@@ -72,6 +72,7 @@ COST_PER_VALUE = {"email": 20, "phone": 20, "website": 8, "org_name": 4, "match_
 
 
 CHUNK = 50_000
+MULTI_VALUE_TYPES = ("email", "phone")  # fields whose every valid value is kept (emails, phones)
 
 
 def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> tuple[list, list, list, list]:
@@ -137,10 +138,12 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
     result = {}
     for name, (canonical, joined, invalid, placeholder) in per_column.items():
         codes = factorised[name][0]
-        # code -1 (missing) indexes the trailing sentinel entry
+        # code -1 (missing) indexes the trailing sentinel entry; the every-value lists are only
+        # kept for e-mail and phone fields: not building them for the rest saves a column per field
+        multi = columns[name][1] in MULTI_VALUE_TYPES
         result[name] = (
             np.array(canonical + [None], dtype=object)[codes],
-            np.array(joined + [None], dtype=object)[codes],
+            np.array(joined + [None], dtype=object)[codes] if multi else None,
             np.array(invalid + [False], dtype=bool)[codes],
             np.array(placeholder + [False], dtype=bool)[codes],
         )
@@ -206,7 +209,7 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
     reasons = []
     for name, (values, all_values, invalid, placeholder) in normalised.items():
         columns[name] = values
-        if fields[name]["type"] in ("email", "phone"):
+        if fields[name]["type"] in MULTI_VALUE_TYPES:
             columns[f"{name}__all"] = all_values
         columns[f"{name}__invalid"] = invalid
         if invalid.any():

@@ -135,8 +135,10 @@ def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> s
     """
     if not text:
         return ""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    ascii_text = legal_name("".join(ch for ch in folded if not unicodedata.combining(ch)), legal_suffixes)
+    folded = text.casefold()
+    if not folded.isascii():  # accents off: NFKD splits 'é' into 'e' + a combining mark
+        folded = "".join(ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch))
+    ascii_text = legal_name(folded, legal_suffixes)
     tokens = [t for t in NON_ALNUM.sub(" ", ascii_text).split() if t != "and"]
     while len(tokens) > 1 and tokens[-1] in legal_suffixes:
         tokens.pop()
