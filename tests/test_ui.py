@@ -128,6 +128,10 @@ def test_backfill_from_the_execute_form_to_a_finished_run(service, page, tmp_pat
     page.reload()  # the page is rebuilt from the ledger
     assert wait_final(page, UI_TIMEOUT) == "succeeded"
     assert len(bundle_rows(page)) == 4
+    with page.expect_navigation():
+        page.click("#data-docs")  # the run's data docs, served from restore_root: charts and styles load
+    images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+    assert images and all(width > 0 for width in images), images
 
     page.goto(service.url("/execute"))
     page.check("#backfill")

@@ -5,8 +5,8 @@ the page frame and a few cheap server-side facts (versions found in archive_root
 payload); everything a run does comes from the API, so the UI and API never disagree. Logs and
 data docs are served read-only from inside restore_root only.
 
-Off loopback the service requires a token: the login form keeps it for the browser session, as a
-session cookie (for pages, logs and data docs) and in sessionStorage (for the API's Bearer header).
+When the server has a token (it must, off loopback), the login form keeps it for the browser session,
+as a session cookie (for pages, logs and data docs) and in sessionStorage (for the API's Bearer header).
 """
 
 from __future__ import annotations
