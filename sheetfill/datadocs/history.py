@@ -22,13 +22,14 @@ STAGES = ("enriched", "outputs")  # the enriched copy of a bundle, when there is
 def history_folders(restore_root: Path, window_folders: list[Path]) -> list[Path]:
     """Every built bundle folder under restore_root (one per bundle), with the window's own folders."""
     chosen = {Path(folder).name: Path(folder) for folder in window_folders}
+    window = set(chosen)
     for stage in reversed(STAGES):  # outputs first, then enriched replaces it
         root = Path(restore_root) / stage
         if not root.is_dir():
             continue
         with os.scandir(root) as entries:
             for entry in entries:
-                if entry.is_dir() and BUNDLE_NAME.match(entry.name) and entry.name not in window_names(window_folders):
+                if entry.is_dir() and BUNDLE_NAME.match(entry.name) and entry.name not in window:
                     if os.path.exists(os.path.join(entry.path, "bundle.json")):
                         chosen[entry.name] = Path(entry.path)
     return list(chosen.values())
