@@ -301,6 +301,7 @@ def test_report_contains_refined_outputs_and_data_docs(workflow, tmp_path):
     report = tmp_path / "report.zip"
     workflow.run("--report", str(report), **window)
     names = zipfile.ZipFile(report).namelist()
-    assert sum(n.endswith("refined.xlsx") for n in names) == 2  # one per bundle of the window
+    # one per bundle of the window (the data docs link theirs in as files/<bundle>.refined.xlsx)
+    assert sum(n.endswith("/refined.xlsx") for n in names) == 2
     assert any(n.endswith("/index.html") for n in names)
     assert any(n.endswith("bundles/2025-09-29--v2.html") for n in names)
