@@ -150,6 +150,10 @@ class Fetcher:
                 self.tally.retries += 1
             if self.limiter is not None:
                 self.limiter.acquire()
+                late = self._from_cache(request) if attempt == 1 else None
+                if late is not None:  # another job fetched it while this one waited for its permit
+                    self.tally.cache_hits += 1
+                    return late
             self.tally.requests += 1
             wait = None
             try:
