@@ -4,8 +4,9 @@ Snakemake's own lock covers one working directory; two runs from different worki
 that share a restore_root would replace each other's restored folders mid-read. This lock is taken
 when a run starts executing jobs (not for dry runs) and names its holder: pid, host, start time,
 window. It is an flock(2): the kernel drops it when the holder dies, even on kill -9, so a stale
-lock never blocks the next run. Within one process the lock is re-entrant (a front end holds it
-around the Snakemake run it drives in the same process).
+lock never blocks the next run. Within one process the lock is re-entrant: a second acquire (the
+Snakefile's, under a front end that holds the lock around the run it drives in-process) returns a
+handle whose release does nothing, so only the first holder ever gives the lock up.
 
     lock = acquire(restore_root, window)   # RunLocked (a SheetfillError) names the holder
     ...
@@ -53,12 +54,11 @@ def lock_file(restore_root: Path) -> Path:
 
 class RunLock:
     def __init__(self, path: Path, fd: int, info: dict):
-        self.path, self.fd, self.info, self.depth = path, fd, info, 1
+        self.path, self.fd, self.info = path, fd, info  # fd -1: a nested handle, owning nothing
 
     def release(self) -> None:
-        """Give the lock up (the outermost release of this process, when taken more than once)."""
-        self.depth -= 1
-        if self.depth > 0 or self.fd < 0:
+        """Give the lock up (a no-op for a nested handle or a second call)."""
+        if self.fd < 0:
             return
         _HELD.pop(str(self.path), None)
         try:
@@ -75,8 +75,7 @@ def acquire(restore_root: Path, window: dict | None = None) -> RunLock:
     path = lock_file(restore_root)
     held = _HELD.get(str(path))
     if held is not None:
-        held.depth += 1
-        return held
+        return RunLock(path, -1, held.info)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

@@ -169,6 +169,9 @@ def cancel_rescheduling_timers():
             thread.cancel()
 
 
+RUN_LOCK = []  # the restore_root lock this run holds, released when the run ends
+
+
 def hold_restore_root():
     """One active run per restore_root (sheetfill.runs.lock), taken only when jobs will run (not
     for -n); then sweep what killed runs left there. A held lock stops the run before any job."""
@@ -176,12 +179,17 @@ def hold_restore_root():
     from sheetfill.runs.sweep import sweep_staging
 
     try:
-        acquire(RESTORE_ROOT, PLAN.window())  # released by the kernel when this process exits
+        RUN_LOCK.append(acquire(RESTORE_ROOT, PLAN.window()))  # the kernel drops it if we die
     except RunLocked as error:
         raise WorkflowError(f"sheetfill: {error}") from None
     except OSError as error:
         raise WorkflowError(f"sheetfill: cannot lock restore_root {RESTORE_ROOT}: {error}") from None
     sweep_staging(RESTORE_ROOT)
+
+
+def release_restore_root():
+    while RUN_LOCK:
+        RUN_LOCK.pop().release()
 
 
 onstart:
@@ -190,7 +198,9 @@ onstart:
 
 onsuccess:
     cancel_rescheduling_timers()
+    release_restore_root()
 
 
 onerror:
     cancel_rescheduling_timers()
+    release_restore_root()
