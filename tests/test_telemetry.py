@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -283,3 +284,32 @@ def test_the_telemetry_key_takes_off_also_as_yaml_reads_it():
     assert load_settings(base).telemetry == "auto"
     with pytest.raises(ConfigError, match="telemetry"):
         load_settings({**base, "telemetry": "on"})
+
+
+def test_a_bare_failure_record_next_to_an_older_build_counts_as_this_runs_failure(tmp_path, monkeypatch):
+    """The job boundary's last resort writes bundle.json alone; the previous build's provenance stays."""
+    from sheetfill.bundle.failure import record_failure
+
+    from sheetfill.telemetry.context import prepare_run
+    from sheetfill.telemetry.outcomes import report_from_gate
+    from sheetfill.telemetry.stages import StageClock
+
+    for name in [k for k in os.environ if k.startswith(("OTEL_", "SHEETFILL_", "TRACEPARENT"))]:
+        monkeypatch.delenv(name)
+    old, new, outputs = tmp_path / "outputs" / "2025-09-29--v1", tmp_path / "outputs" / "2025-09-30--v1", []
+    monkeypatch.setenv("SHEETFILL_RUN_ID", "earlier-run")
+    for folder in (old, new):
+        folder.mkdir(parents=True)
+        (folder / "bundle.json").write_text(json.dumps({"bundle": folder.name, "status": "ok"}))
+        (folder / "provenance.json").write_text(json.dumps({"job": StageClock().record()}))
+        outputs.append(folder)
+    with Receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("SHEETFILL_RUN_ID", "this-run")
+        prepare_run(True, kind="scheduled", profile="aviation", restore_root=str(tmp_path))
+        record_failure(new, tmp_path / "restored", new.name, "the job could not write its record")
+        report_from_gate(outputs, False)
+    bundles = receiver.metrics()["sheetfill.bundles"]
+    assert total(bundles, status="failed_processing") == 1 and total(bundles, status="skipped") == 1
+    (span,) = [s for s in receiver.spans() if s.name == "sheetfill.bundle"]
+    assert attributes(span)["sheetfill.bundle"] == new.name and "could not write" in span.status.message

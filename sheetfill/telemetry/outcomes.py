@@ -61,10 +61,21 @@ class RunOutcome:
         return "ok" if self.ok else "failed"
 
 
-def outcome_of(summary: dict, run_id: str | None) -> BundleOutcome:
+def built_in(summary: dict, context: dict) -> bool:
+    """Whether this run wrote the bundle's outcome: its job record says so, or, for the bare failure
+    record a job writes when it cannot write its normal one (no job record of its own, next to the
+    previous build's provenance), bundle.json is newer than the run's start."""
+    if (summary.get("job") or {}).get("run_id") == context.get("run_id"):
+        return True
+    if summary.get("written", 0.0) >= context.get("started", float("inf")):
+        summary["job"] = {}  # the previous build's timings are not this job's
+        return True
+    return False
+
+
+def outcome_of(summary: dict, context: dict) -> BundleOutcome:
     """A bundle built by another run (up to date, so not re-run) counts as skipped in this one."""
-    built_by = (summary.get("job") or {}).get("run_id")
-    status = summary.get("status", "unknown") if built_by == run_id else "skipped"
+    status = summary.get("status", "unknown") if built_in(summary, context) else "skipped"
     return BundleOutcome(bundle=summary.get("bundle", "?"), status=status, summary=summary)
 
 
@@ -83,10 +94,15 @@ def job_record(outputs: Path) -> dict:
 
 
 def read_summary(outputs: Path) -> dict | None:
-    """bundle.json, with the job record under "job"."""
-    summary = _read_json(Path(outputs) / "bundle.json")
+    """bundle.json, with the job record under "job" and the file's mtime under "written"."""
+    path = Path(outputs) / "bundle.json"
+    summary = _read_json(path)
     if summary is not None:
         summary["job"] = job_record(outputs)
+        try:
+            summary["written"] = path.stat().st_mtime
+        except OSError:  # removed since: as if written long ago
+            summary["written"] = 0.0
     return summary
 
 
@@ -105,9 +121,7 @@ def report_from_gate(bundle_dirs: list, ok: bool) -> None:
         bundles = []
         for folder in map(Path, bundle_dirs):
             summary = read_summary(folder)
-            bundles.append(
-                outcome_of(summary, context["run_id"]) if summary else unreadable(folder.name, "no bundle.json")
-            )
+            bundles.append(outcome_of(summary, context) if summary else unreadable(folder.name, "no bundle.json"))
         from sheetfill.telemetry.report import report
 
         report(RunOutcome(context=context, ok=ok, bundles=bundles))

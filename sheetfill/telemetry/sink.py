@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from sheetfill.runs.events import JOB_ERROR, JOB_FINISHED, JOB_STARTED, RUN_FINISHED, RunEvent
-from sheetfill.telemetry.outcomes import BundleOutcome, RunOutcome, outcome_of, read_summary
+from sheetfill.telemetry.outcomes import BundleOutcome, RunOutcome, built_in, outcome_of, read_summary
 
 
 class TelemetrySink:
@@ -63,8 +63,8 @@ class TelemetrySink:
         # outputs say this run built them; an earlier run's outputs are not this run's work.
         for bundle in dict.fromkeys([*self.finished, *self.started]):
             summary = read_summary(outputs / bundle)
-            if bundle not in self.errors and summary and summary["job"].get("run_id") == context["run_id"]:
-                bundles.append(outcome_of(summary, context["run_id"]))
+            if bundle not in self.errors and summary and built_in(summary, context):
+                bundles.append(outcome_of(summary, context))
         for bundle, (when, message) in self.errors.items():
             job = {"run_id": context["run_id"], "started": self.started.get(bundle, when), "finished": when}
             summary = {"bundle": bundle, "status": "failed_processing", "error": message, "job": job}
