@@ -86,6 +86,22 @@ def sse(api: httpx.Client, run_id: str, last_event_id: int | None = None) -> lis
     return events
 
 
+def slow_service(serve, tmp_path, days: int, *args: str) -> Service:
+    """Bundles big enough (and one core) that a test can act while a run is under way."""
+    archives = tmp_path / "big"
+    make_archives(archives, days=days, scale=0.3)
+    return serve(archives, args=("--cores", "1", *args))
+
+
+def start_running(api: httpx.Client, window: dict) -> tuple[str, list[str]]:
+    """Start a run and wait for a bundle job to be running: (run id, running bundles)."""
+    run_id = api.post("/api/v1/runs", json=window).json()["run_id"]
+    running = wait_for(
+        lambda: [b["bundle"] for b in run_of(api, run_id)["bundles"] if b["status"] == "running"], "a running job"
+    )
+    return run_id, running
+
+
 def test_run_succeeds_with_every_bundle_listed_and_its_events_streamed(serve, archives):
     service = serve(archives)
     with client(service) as api:
@@ -190,9 +206,7 @@ def test_failed_bundle_then_retry_of_exactly_the_failed_ones_from_the_cli_and_th
 
 
 def test_cancel_now_keeps_finished_bundles_and_the_next_run_does_the_rest(serve, tmp_path):
-    archives = tmp_path / "big"
-    make_archives(archives, days=4, scale=0.3)
-    service = serve(archives, args=("--cores", "1"))
+    service = slow_service(serve, tmp_path, 4)
     with client(service) as api:
         window = {"since": "2025-09-29", "until": "2025-10-02"}
         run_id = api.post("/api/v1/runs", json=window).json()["run_id"]
@@ -214,13 +228,10 @@ def test_cancel_now_keeps_finished_bundles_and_the_next_run_does_the_rest(serve,
 
 
 def test_server_killed_mid_run_fails_the_run_on_restart_and_keeps_the_queue(serve, tmp_path):
-    archives = tmp_path / "big"
-    make_archives(archives, days=3, scale=0.3)
-    service = serve(archives, args=("--cores", "1", "--heartbeat-timeout", "3"))
+    service = slow_service(serve, tmp_path, 3, "--heartbeat-timeout", "3")
     with client(service) as api:
-        first = api.post("/api/v1/runs", json={"since": "2025-09-29"}).json()["run_id"]
+        first, _ = start_running(api, {"since": "2025-09-29"})
         queued = api.post("/api/v1/runs", params={"queue": "true"}, json={"since": "2025-09-30"}).json()["run_id"]
-        wait_for(lambda: run_of(api, first)["counts"].get("running"), "a bundle job to start")
     service.restart()  # SIGKILL to the server alone; its Snakemake dies with it
     with client(service) as api:
         dead = wait_final(api, first)
@@ -264,29 +275,22 @@ def test_a_plain_snakemake_run_shows_up_in_the_api(serve, archives, tmp_path):
 
 
 def test_sigterm_settles_the_active_run(serve, tmp_path):
-    archives = tmp_path / "big"
-    make_archives(archives, days=2, scale=0.3)
-    service = serve(archives, args=("--cores", "1"))
+    service = slow_service(serve, tmp_path, 2)
     with client(service) as api:
-        run_id = api.post("/api/v1/runs", json={"since": "2025-09-29"}).json()["run_id"]
-        wait_for(lambda: run_of(api, run_id)["counts"].get("running"), "a bundle job to start")
+        run_id, _ = start_running(api, {"since": "2025-09-29"})
     service.process.send_signal(signal.SIGTERM)
     service.process.wait(timeout=60)
     service.start()
     with client(service) as api:
         run = run_of(api, run_id)
-        assert run["status"] in ("failed", "cancelled") and run["error"], run
+        assert run["status"] == "failed" and "shut down" in run["error"], run
+        assert "running" not in slots(run).values()
 
 
 def test_cancel_drain_lets_the_running_job_finish_and_starts_no_other(serve, tmp_path):
-    archives = tmp_path / "big"
-    make_archives(archives, days=3, scale=0.3)
-    service = serve(archives, args=("--cores", "1"))
+    service = slow_service(serve, tmp_path, 3)
     with client(service) as api:
-        run_id = api.post("/api/v1/runs", json={"since": "2025-09-29"}).json()["run_id"]
-        running = wait_for(
-            lambda: [b["bundle"] for b in run_of(api, run_id)["bundles"] if b["status"] == "running"], "a running job"
-        )
+        run_id, running = start_running(api, {"since": "2025-09-29"})
         assert api.post(f"/api/v1/runs/{run_id}/cancel", json={"mode": "drain"}).json()["status"] == "cancelling"
         run = wait_final(api, run_id)
         assert run["status"] == "cancelled" and run["cancel_mode"] == "drain"
