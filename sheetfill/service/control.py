@@ -13,6 +13,7 @@ from pathlib import Path
 from sheetfill.errors import ConfigError
 from sheetfill.runs.events import new_run_id
 from sheetfill.runs.ledger import ACTIVE, FAILED_BUNDLE, FINAL, Ledger
+from sheetfill.runs.lock import describe, holder
 from sheetfill.runs.plan import make_plan
 
 
@@ -54,6 +55,9 @@ def submit(
         active = ledger.active_runs()
         if active and not queue:
             raise RunConflict(f"run {active[0]['id']} is {active[0]['status']} on this restore_root", active[0]["id"])
+        locked = None if queue else holder(settings.restore_root)
+        if locked is not None:  # a run the ledger does not know yet (still building its DAG) or will not
+            raise RunConflict(f"another run holds the lock on this restore_root: {describe(locked)}")
         ledger.create_run(
             run_id,
             status="queued",

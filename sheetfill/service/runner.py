@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sheetfill.runs.events import RUN_ID_VARIABLE
 from sheetfill.runs.ledger import FINAL, Ledger
+from sheetfill.runs.lock import holder
 from sheetfill.runs.recorder import mark_stale_runs
 
 PR_SET_PDEATHSIG = 1
@@ -227,6 +228,8 @@ class Runner:
         active = self.ledger.active_runs()
         if not active or any(run["status"] != "queued" for run in active):
             return  # nothing queued, or a run (ours or a plain snakemake's) is still going
+        if holder(self.settings.restore_root) is not None:
+            return  # the restore_root lock (sheetfill.runs.lock) is held by a run the ledger has not seen yet
         run = active[0]
         if not run.get("dry_run"):
             unlock_if_stale(self.settings, self.ledger, run)
