@@ -103,7 +103,7 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
     timings["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    rows = normalise_rows(raw, profile.data)
+    rows = normalise_rows(raw, profile.data, consume=True)
     del raw  # the raw text is not needed again: free it before resolving
     codes = compact_text(rows)
     if len(rows) > BIG_BUNDLE_ROWS:

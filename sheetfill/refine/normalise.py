@@ -121,7 +121,8 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
     factorised, by_array = {}, {}
     for name, (raw, _) in columns.items():
         if id(raw) not in by_array:  # the match key reads the name column: factorise it once
-            by_array[id(raw)] = pd.factorize(np.asarray(raw, dtype=object), use_na_sentinel=True)
+            codes, uniques = pd.factorize(np.asarray(raw, dtype=object), use_na_sentinel=True)
+            by_array[id(raw)] = codes.astype(np.int32), uniques  # held for every column: half of int64
         factorised[name] = by_array[id(raw)]
     tasks, costs, owners = [], [], []
     for name, (_, field_type) in columns.items():
@@ -186,7 +187,7 @@ def output_fields(fields: dict) -> list[str]:
     return [name for name, spec in fields.items() if not spec.get("combine_into")]
 
 
-def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
+def normalise_rows(raw: pd.DataFrame, profile_data: dict, consume: bool = False) -> pd.DataFrame:
     """Raw field text → canonical values, every-valid-value lists, invalid flags and reasons.
 
     Adds per field F: F (canonical value or None), F__all ('; '-joined valid values) for e-mail
@@ -195,7 +196,9 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict) -> pd.DataFrame:
     """
     fields = profile_data["fields"]
     columns = {name: raw[name].to_numpy() for name in raw.columns if name.startswith("_")}
-    cells = {name: _text_array(raw[name]) for name in fields}
+    # consume: raw's field columns are dropped as they are read (the caller is done with them),
+    # so the raw text and its cleaned copy are never both held whole
+    cells = {name: _text_array(raw.pop(name) if consume else raw[name]) for name in fields}
     _move_roles(cells, fields)
     _combine_parts(cells, fields)
     texts = {name: cells[name] for name in output_fields(fields)}
