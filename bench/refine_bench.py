@@ -10,7 +10,10 @@ refine process tree, and for the default bundle the in-process time (libraries a
 as in the warm worker) and the whole-process time (`python -m sheetfill.refine`, imports included).
 
 Targets (issue 3): default bundle <= 0.25 s in-process, <= 1.0 s whole process;
-1M rows >= 40,000 rows/s into parquet, peak RSS <= 1.5 GB.
+1M rows >= 40,000 rows/s into parquet, peak RSS <= 1.5 GB. Issue 13: pairwise F1 and precision
+>= 0.97 on a 2,000-organisation bundle (printed too). Fidelity on Hotpass's own workbooks:
+bench/hotpass_bench.py. Figures of 2026-12-02 (generator with harder names, machine loaded):
+bench/RESULTS.md, "Refine fidelity".
 
 Measured on this machine (2 vCPU, shared, so +-5 %), 962,227 rows -> 425,232 records, ER F1 0.975:
     first version:   15,500-24,000 rows/s, peak RSS 2,070-2,150 MB
@@ -50,6 +53,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+ER_SCALE = 2.23  # 2,007 generated organisations: the size issue 13 measures precision at
 DEFAULT_ROWS = 1958  # physical rows of a default-size Hotpass bundle (scale 1.0); 1,886 hold mapped values
 
 
@@ -199,6 +203,14 @@ def main() -> int:
     print(f"  entity resolution vs ground truth: {er_line(folder, out / 'default')}")
     if args.writers:
         compare_writers(folder, out)
+
+    print("2,000-organisation bundle (scale 2.23, ~4,200 rows): entity resolution (issue 13)")
+    folder = bundle_folder(args.workdir, ER_SCALE)
+    from sheetfill.bundle.profiles import load_profile
+    from sheetfill.refine import refine_bundle, write_outputs
+
+    write_outputs(refine_bundle(folder, load_profile("aviation")), out / "er", xlsx=False)
+    print(f"  entity resolution vs ground truth: {er_line(folder, out / 'er')}")
 
     if not args.skip_big:
         scale = args.big_rows / DEFAULT_ROWS

@@ -85,7 +85,11 @@ def position_in_cluster(cluster: np.ndarray) -> np.ndarray:
 def collect_all(
     rows: pd.DataFrame, columns: list[str], cluster: np.ndarray, order: np.ndarray, n_clusters: int
 ) -> np.ndarray:
-    """Per cluster, every distinct valid value of the given '; '-joined columns, best rows first."""
+    """Per cluster, every distinct valid value of the given '; '-joined columns, best rows first.
+
+    Each distinct cell is split once and its items numbered; rows are expanded to item numbers with
+    numpy, so no list is built per row (a fleet column repeats a few dozen combinations).
+    """
     found_clusters, found_values = [], []
     for name in columns:
         values = column(rows, name)[order]
@@ -94,14 +98,20 @@ def collect_all(
         found_values.append(values[keep])
     if not found_clusters:
         return np.full(n_clusters, None, dtype=object)
-    frame = pd.DataFrame(
-        {
-            "c": np.concatenate(found_clusters),
-            "v": pd.Series(np.concatenate(found_values), dtype=object).str.split("; "),
-        }
-    )
-    exploded = frame.explode("v").drop_duplicates()
-    joined = join_by_group(exploded["c"].to_numpy(), exploded["v"].to_numpy(dtype=object), "; ", n_clusters)
+    clusters, cells = np.concatenate(found_clusters), np.concatenate(found_values)
+    cell_codes, distinct = pd.factorize(cells)
+    split = [text.split("; ") for text in distinct.tolist()]
+    item_codes, items = pd.factorize(pd.Series([item for parts in split for item in parts], dtype=object))
+    counts = np.array([len(parts) for parts in split], dtype=np.int64)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    per_row = counts[cell_codes]
+    offsets = np.arange(per_row.sum()) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    item_of = item_codes[np.repeat(starts[cell_codes], per_row) + offsets]
+    cluster_of = np.repeat(clusters, per_row).astype(np.int64)
+    pair = cluster_of * (len(items) + 1) + item_of
+    first = np.sort(np.unique(pair, return_index=True)[1])  # first offer of each value, in order
+    values = np.asarray(items, dtype=object)[item_of[first]]
+    joined = join_by_group(cluster_of[first], values, "; ", n_clusters)
     return np.where(joined == "", None, joined)
 
 
