@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -361,3 +362,30 @@ def test_missing_secret_stops_the_run_before_any_job(base, tmp_path, monkeypatch
     done = flow.run(check=False, **enrich_config(flow))
     assert done.returncode != 0 and "SHEETFILL_TEST_REGISTRY_KEY" in done.stderr
     assert not (flow.restore / "enriched").exists()
+
+
+def most_enrich_jobs_at_once(restore: Path) -> int:
+    """The peak number of enrich jobs running together, replayed from the ledger's job events."""
+    with sqlite3.connect(restore / ".sheetfill" / "ledger.sqlite") as db:
+        rows = db.execute("SELECT kind, data FROM events ORDER BY seq").fetchall()
+    running, peak = set(), 0
+    for kind, data in rows:
+        job = json.loads(data or "{}")
+        if job.get("rule") != "enrich":
+            continue
+        if kind == "job_started":
+            running.add(job["jobid"])
+            peak = max(peak, len(running))
+        elif kind in ("job_finished", "job_error"):
+            running.discard(job["jobid"])
+    return peak
+
+
+def test_enrich_slots_caps_the_enrich_jobs_running_at_once(tree):
+    provider = Provider(tree.port)
+    try:  # the bundles are built: with --cores 2 only the cap keeps two enrich jobs from overlapping
+        tree.run(**{**enrich_config(tree), **SMALL_WINDOW, "enrich_slots": "1"})
+    finally:
+        provider.stop()
+    assert [enriched(tree, b)["status"] for b in bundles(tree) if b <= "2025-09-30--v2"] == ["ok"] * 4
+    assert most_enrich_jobs_at_once(tree.restore) == 1
