@@ -23,7 +23,7 @@ rule bundle:
     threads: 1
     shell:
         f"SHEETFILL_PROCESSES={{threads}} "
-        f"{JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version}} "
+        f"{JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version:q}} "
         f"--restored {{output.restored:q}} --outputs {{output.refined:q}} --profile {{input.profile:q}} "
         f"--history {HISTORY} > {{log:q}} 2>&1"
 
