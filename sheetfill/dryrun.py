@@ -32,7 +32,7 @@ def dry_run(
     snakefile and workdir default to the repository's, as for every front end; Snakemake keeps its
     records of past builds in <workdir>/.snakemake, so they must be those of the runs being planned.
     """
-    from sheetfill.api import REPO_ROOT, SNAKEFILE, plan_for
+    from sheetfill.api import REPO_ROOT, SNAKEFILE, _run_id, plan_for
 
     config = dict(config or {})
     plan = plan_for(config)  # bad input raises here, with sheetfill's message
@@ -42,7 +42,8 @@ def dry_run(
         return _read_dag(dag, plan.bundles, profile_path, plan.note, workdir)
 
     workdir = Path(workdir or REPO_ROOT).resolve()
-    return _with_dry_run_dag(config, forcerun, targets, Path(snakefile or SNAKEFILE), workdir, read)
+    with _run_id(None):  # parsing the Snakefile sets a run id: it must not outlive this plan in the process
+        return _with_dry_run_dag(config, forcerun, targets, Path(snakefile or SNAKEFILE), workdir, read)
 
 
 def _with_dry_run_dag(config, forcerun, targets, snakefile: Path, workdir: Path, read):

@@ -104,3 +104,9 @@ def workflow(tmp_path, archives):
 @pytest.fixture(autouse=True, scope="session")
 def _importable_repo():
     os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_run_id(monkeypatch):
+    """Each test's runs get their own run ids, whatever an earlier in-process run left behind."""
+    monkeypatch.delenv("SHEETFILL_RUN_ID", raising=False)

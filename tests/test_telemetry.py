@@ -289,7 +289,6 @@ def test_the_telemetry_key_takes_off_also_as_yaml_reads_it():
 def test_a_bare_failure_record_next_to_an_older_build_counts_as_this_runs_failure(tmp_path, monkeypatch):
     """The job boundary's last resort writes bundle.json alone; the previous build's provenance stays."""
     from sheetfill.bundle.failure import record_failure
-
     from sheetfill.telemetry.context import prepare_run
     from sheetfill.telemetry.outcomes import report_from_gate
     from sheetfill.telemetry.stages import StageClock

@@ -347,11 +347,11 @@ def test_scheduled_run_moves_the_cursor_which_resets_after_confirmation(service,
 
 def test_run_page_follows_the_run_across_a_server_restart(tmp_path, page):
     archives = tmp_path / "archives"
-    make_archives(archives, days=2)
+    make_archives(archives, days=8, scale=0.2)  # enough work that the restart lands mid-run on an idle machine
     service = Service(tmp_path, archives)
     service.start()
     try:
-        launch_backfill(page, service, *WINDOW)
+        launch_backfill(page, service, "2025-09-29", "2025-10-06")
         page.wait_for_selector("#run-live:text('live')", timeout=RUN_TIMEOUT)
         page.wait_for_selector("#bundles tbody tr[data-status=running]", timeout=RUN_TIMEOUT)
         run_id = page.url.rsplit("/", 1)[1]
