@@ -123,21 +123,28 @@ def run(
 
 
 @contextlib.contextmanager
-def _run_id(run_id: str | None):
-    """SHEETFILL_RUN_ID (and the ledger's origin) for one run in this process, restored afterwards."""
-    from sheetfill.runs.events import RUN_ID_VARIABLE, new_run_id
-
-    values = {RUN_ID_VARIABLE: run_id or new_run_id(), "SHEETFILL_ORIGIN": os.environ.get("SHEETFILL_ORIGIN", "api")}
+def _environment(**values: str):
+    """These environment variables for one run in this process, restored afterwards."""
     before = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
-        yield values[RUN_ID_VARIABLE]
+        yield
     finally:
         for key, value in before.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _run_id(run_id: str | None):
+    """SHEETFILL_RUN_ID (and the ledger's origin) for one run in this process, restored afterwards."""
+    from sheetfill.runs.events import RUN_ID_VARIABLE, new_run_id
+
+    current = run_id or new_run_id()
+    with _environment(**{RUN_ID_VARIABLE: current, "SHEETFILL_ORIGIN": os.environ.get("SHEETFILL_ORIGIN", "api")}):
+        yield current
 
 
 def base_config() -> dict:
@@ -192,19 +199,28 @@ def _logger_plugin_settings(progress: bool = False):
     return plugin.LogHandlerSettings()
 
 
+@contextlib.contextmanager
+def workflow_dag(output, config: dict, *, cores: int = 1, forcerun=(), targets=(), snakefile=None, workdir=None):
+    """(workflow, dag) of Snakemake's API for the repository's workflow, as every front end builds them."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, ResourceSettings
+
+    with SnakemakeApi(output) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=cores),
+            config_settings=ConfigSettings(config=config),
+            snakefile=snakefile or SNAKEFILE,
+            workdir=workdir or REPO_ROOT,
+        )
+        dag = workflow.dag(DAGSettings(targets=frozenset(targets), forcerun=frozenset(forcerun), force_incomplete=True))
+        yield api, workflow, dag
+
+
 def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -> None:
     """Run Snakemake in this process. Failures surface through the bundles' statuses."""
-    from snakemake.api import SnakemakeApi
     from snakemake.scheduling.greedy import SchedulerSettings as GreedySettings
     from snakemake.settings.enums import Quietness
-    from snakemake.settings.types import (
-        ConfigSettings,
-        DAGSettings,
-        ExecutionSettings,
-        OutputSettings,
-        ResourceSettings,
-        SchedulingSettings,
-    )
+    from snakemake.settings.types import ExecutionSettings, OutputSettings, SchedulingSettings
 
     # quiet: one progress line and one summary (RunResult.summary) instead of Snakemake's job chatter
     output = OutputSettings(
@@ -212,21 +228,14 @@ def _execute(config: dict, cores: int, forcerun: tuple[str, ...], quiet: bool) -
         show_failed_logs=True,
         log_handler_settings={"sheetfill": _logger_plugin_settings(progress=quiet)},
     )
-    os.environ["SHEETFILL_GATE_PRINT"] = "0" if quiet else "1"
-    with SnakemakeApi(output) as api:
-        workflow = api.workflow(
-            resource_settings=ResourceSettings(cores=cores),
-            config_settings=ConfigSettings(config=config),
-            snakefile=SNAKEFILE,
-            workdir=REPO_ROOT,
-        )
-        dag = workflow.dag(DAGSettings(forcerun=frozenset(forcerun), force_incomplete=True))
-        try:
-            dag.execute_workflow(
-                executor="local",
-                execution_settings=ExecutionSettings(keep_going=True),
-                scheduling_settings=SchedulingSettings(scheduler="greedy"),
-                scheduler_settings=GreedySettings(),
-            )
-        except Exception as exc:  # the gate fails the workflow on purpose when a bundle failed
-            api.print_exception(exc)
+    with _environment(SHEETFILL_GATE_PRINT="0" if quiet else "1"):
+        with workflow_dag(output, config, cores=cores, forcerun=forcerun) as (api, _, dag):
+            try:
+                dag.execute_workflow(
+                    executor="local",
+                    execution_settings=ExecutionSettings(keep_going=True),
+                    scheduling_settings=SchedulingSettings(scheduler="greedy"),
+                    scheduler_settings=GreedySettings(),
+                )
+            except Exception as exc:  # the gate fails the workflow on purpose when a bundle failed
+                api.print_exception(exc)

@@ -48,28 +48,14 @@ def dry_run(
 
 def _with_dry_run_dag(config, forcerun, targets, snakefile: Path, workdir: Path, read):
     """read(dag) on Snakemake's DAG after a silent dry run, inside Snakemake's working directory."""
-    from snakemake.api import SnakemakeApi
     from snakemake.settings.enums import Quietness
-    from snakemake.settings.types import (
-        ConfigSettings,
-        DAGSettings,
-        ExecutionSettings,
-        OutputSettings,
-        ResourceSettings,
-        SchedulingSettings,
-    )
+    from snakemake.settings.types import ExecutionSettings, OutputSettings, SchedulingSettings
+
+    from sheetfill.api import workflow_dag
 
     output = OutputSettings(quiet={Quietness.ALL})
-    with SnakemakeApi(output) as api:
-        workflow_api = api.workflow(
-            resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(config=config),
-            snakefile=snakefile,
-            workdir=workdir,
-        )
-        dag_api = workflow_api.dag(
-            DAGSettings(targets=frozenset(targets), forcerun=frozenset(forcerun), force_incomplete=True)
-        )
+    dag_settings = dict(forcerun=forcerun, targets=targets, snakefile=snakefile, workdir=workdir)
+    with workflow_dag(output, config, **dag_settings) as (_, workflow_api, dag_api):
         dag_api.execute_workflow(
             executor="local",
             pseudo_executor="dryrun",

@@ -27,6 +27,15 @@ import re
 import zipfile
 from pathlib import Path
 
+SACAA_HEADER = [
+    "Name of Organisation",
+    "Province",
+    "Status",
+    "Website URL",
+    "Contact Person",
+    "Contact Number",
+    "Contact Email Address",
+]
 REACHOUT, CONTACT, SACAA = (
     "Reachout Database.xlsx",
     "Contact Database.xlsx",
@@ -108,18 +117,7 @@ SHEETS = {  # workbook -> sheet -> (columns, default rows); "" is a blank header
         ),
     },
     SACAA: {
-        "Cleaned": (
-            [
-                "Name of Organisation",
-                "Province",
-                "Status",
-                "Website URL",
-                "Contact Person",
-                "Contact Number",
-                "Contact Email Address",
-            ],
-            188,
-        ),
+        "Cleaned": (SACAA_HEADER, 188),
     },
 }
 PROVINCES = {  # canonical -> spellings seen in captures

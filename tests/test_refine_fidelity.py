@@ -8,18 +8,10 @@ import pytest
 
 from sheetfill.bundle.profiles import load_profile
 from sheetfill.refine import refine_bundle, write_outputs
+from sheetfill.sample import SACAA_HEADER
 
 openpyxl = pytest.importorskip("openpyxl")
 
-SACAA_HEADER = [
-    "Name of Organisation",
-    "Province",
-    "Status",
-    "Website URL",
-    "Contact Person",
-    "Contact Number",
-    "Contact Email Address",
-]
 ORGANISATION_HEADER = ["Organisation Name", "ID", "Reachout Date", "Area", "Type", "Website", "Address", "Planes"]
 ORGANISATION_HEADER += ["Description Type", "Notes"]
 CONTACT_INFO_HEADER = ["ID", "Organisation Name", "Reachout Date", "Firstname", "Surname", "Position", "Phone"]
@@ -141,29 +133,26 @@ def test_a_contact_joins_the_same_named_organisation_whose_domain_is_its_e_mail_
     assert joined["website"] == "https://bluesky-jhb.co.za"
 
 
-def sacaa_rows(*rows):
-    return {"Cleaned": [SACAA_HEADER, *rows]}
+def write_sacaa(folder, *rows) -> None:
+    """A SACAA workbook of these rows under the header the aviation profile declares."""
+    write_workbook(folder / "SACAA.xlsx", {"Cleaned": [SACAA_HEADER, *rows]})
 
 
 def test_a_website_host_shared_by_differently_named_organisations_is_not_identity(tmp_path):
-    write_workbook(
-        tmp_path / "SACAA.xlsx",
-        sacaa_rows(
-            ["Paramount Aerospace Systems", "", "", "https://paramountgroup.biz/aerospace", "", "", ""],
-            ["Paramount Advanced Technologies", "", "", "paramountgroup.biz", "", "", ""],
-            ["Paramount Group", "", "", "www.paramountgroup.biz/", "", "", ""],
-        ),
+    write_sacaa(
+        tmp_path,
+        ["Paramount Aerospace Systems", "", "", "https://paramountgroup.biz/aerospace", "", "", ""],
+        ["Paramount Advanced Technologies", "", "", "paramountgroup.biz", "", "", ""],
+        ["Paramount Group", "", "", "www.paramountgroup.biz/", "", "", ""],
     )
     assert len(refine(tmp_path).records) == 3
 
 
 def test_hosts_are_compared_without_their_path(tmp_path):
-    write_workbook(
-        tmp_path / "SACAA.xlsx",
-        sacaa_rows(
-            ["Fuze Aviation Academy", "", "", "fuze.edu.za", "", "", ""],
-            ["Fuze Aviation Academy", "", "", "https://fuze.edu.za/aviation", "", "", ""],
-        ),
+    write_sacaa(
+        tmp_path,
+        ["Fuze Aviation Academy", "", "", "fuze.edu.za", "", "", ""],
+        ["Fuze Aviation Academy", "", "", "https://fuze.edu.za/aviation", "", "", ""],
     )
     (record,) = refine(tmp_path).records.to_dict("records")
     assert record["source_count"] == 2
@@ -171,39 +160,33 @@ def test_hosts_are_compared_without_their_path(tmp_path):
 
 def test_one_managers_e_mail_and_phone_on_two_organisations_does_not_merge_them(tmp_path):
     manager = ["Jo Soap", "0825550001", "jo.soap@webmail.co.za"]
-    write_workbook(
-        tmp_path / "SACAA.xlsx",
-        sacaa_rows(
-            ["Karoo Flight Training", "", "", "", *manager],
-            ["Lowveld Helicopters", "", "", "", *manager],
-        ),
+    write_sacaa(
+        tmp_path,
+        ["Karoo Flight Training", "", "", "", *manager],
+        ["Lowveld Helicopters", "", "", "", *manager],
     )
     assert len(refine(tmp_path).records) == 2
 
 
 def test_word_order_makes_another_organisation_unless_other_evidence_links_them(tmp_path):
-    write_workbook(
-        tmp_path / "SACAA.xlsx",
-        sacaa_rows(
-            ["Blue Sky Aviation", "", "", "bluesky.co.za", "", "", ""],
-            ["Sky Blue Aviation", "", "", "skyblue.co.za", "", "", ""],
-            ["Eagle Karoo Flight School", "", "", "", "", "", "info@eaglekaroo.co.za"],
-            ["Karoo Eagle Flight School", "", "", "eaglekaroo.co.za", "", "", ""],
-        ),
+    write_sacaa(
+        tmp_path,
+        ["Blue Sky Aviation", "", "", "bluesky.co.za", "", "", ""],
+        ["Sky Blue Aviation", "", "", "skyblue.co.za", "", "", ""],
+        ["Eagle Karoo Flight School", "", "", "", "", "", "info@eaglekaroo.co.za"],
+        ["Karoo Eagle Flight School", "", "", "eaglekaroo.co.za", "", "", ""],
     )
     counts = sorted(refine(tmp_path).records["source_count"].tolist())
     assert counts == [1, 1, 2]  # the e-mail domain is the other one's website host
 
 
 def test_placeholders_are_flagged_never_evidence_nor_chosen(tmp_path):
-    write_workbook(
-        tmp_path / "SACAA.xlsx",
-        sacaa_rows(
-            ["Karoo Flight Training", "", "", "", "Accountable Manager (Not Listed)", "000-000-0123"]
-            + ["unknown+12@example.com"],
-            ["Lowveld Helicopters", "", "", "", "", "011 111 1111", "unknown+12@example.com"],
-            ["Lowveld Helicopters", "", "", "", "Jo Soap", "0825550001", "unknown+13@example.com; jo@lowveld.co.za"],
-        ),
+    write_sacaa(
+        tmp_path,
+        ["Karoo Flight Training", "", "", "", "Accountable Manager (Not Listed)", "000-000-0123"]
+        + ["unknown+12@example.com"],
+        ["Lowveld Helicopters", "", "", "", "", "011 111 1111", "unknown+12@example.com"],
+        ["Lowveld Helicopters", "", "", "", "Jo Soap", "0825550001", "unknown+13@example.com; jo@lowveld.co.za"],
     )
     result = refine(tmp_path)
     records = by_name(result)
@@ -224,14 +207,12 @@ def test_placeholders_are_flagged_never_evidence_nor_chosen(tmp_path):
 
 
 def test_a_sister_domain_or_an_acronym_domain_does_not_split_one_organisation(tmp_path):
-    write_workbook(
-        tmp_path / "SACAA.xlsx",
-        sacaa_rows(
-            ["Lowveld Aero Club", "", "", "lowveldaeroclub.co.za", "", "", ""],
-            ["Lowveld Aero Club (Flight School)", "", "", "lac.co.za", "", "", "admin@lac.co.za"],
-            ["Madiba Bay School of Flight", "", "", "", "", "", "info@madibabay.com"],
-            ["Madiba Bay School Of Flight CC", "", "", "madibabay.co.za", "", "", ""],
-        ),
+    write_sacaa(
+        tmp_path,
+        ["Lowveld Aero Club", "", "", "lowveldaeroclub.co.za", "", "", ""],
+        ["Lowveld Aero Club (Flight School)", "", "", "lac.co.za", "", "", "admin@lac.co.za"],
+        ["Madiba Bay School of Flight", "", "", "", "", "", "info@madibabay.com"],
+        ["Madiba Bay School Of Flight CC", "", "", "madibabay.co.za", "", "", ""],
     )
     assert sorted(refine(tmp_path).records["source_count"].tolist()) == [2, 2]
 
@@ -239,13 +220,11 @@ def test_a_sister_domain_or_an_acronym_domain_does_not_split_one_organisation(tm
 def test_a_typo_in_a_shared_website_s_names_keeps_it_evidence(tmp_path):
     # 'Cape Faclon' and 'Cape Falcon iAr' are one organisation's typos: its website stays identity
     # and keeps the one-letter-different 'Apex Falcon Air Services' (another host) apart
-    write_workbook(
-        tmp_path / "SACAA.xlsx",
-        sacaa_rows(
-            ["Cape Faclon Air Services", "", "", "capefalcon.co.za", "", "", ""],
-            ["Cape Falcon iAr Services", "", "", "www.capefalcon.co.za", "", "", ""],
-            ["Apex Falcon Air Services", "", "", "apexfalcon.co.za", "", "", ""],
-        ),
+    write_sacaa(
+        tmp_path,
+        ["Cape Faclon Air Services", "", "", "capefalcon.co.za", "", "", ""],
+        ["Cape Falcon iAr Services", "", "", "www.capefalcon.co.za", "", "", ""],
+        ["Apex Falcon Air Services", "", "", "apexfalcon.co.za", "", "", ""],
     )
     assert sorted(refine(tmp_path).records["source_count"].tolist()) == [1, 2]
 

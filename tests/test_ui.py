@@ -91,6 +91,22 @@ def bundle_rows(page) -> list[tuple[str, str]]:
     return [tuple(row) for row in rows]
 
 
+def start_long_backfill(tmp_path, page) -> Service:
+    """A 16-bundle backfill launched from the page, once one of its bundles is running: work enough
+    that a cancel or a restart lands mid-run even on an idle machine."""
+    archives = tmp_path / "archives"
+    make_archives(archives, days=8, scale=0.2)
+    service = Service(tmp_path, archives)
+    service.start()
+    try:
+        launch_backfill(page, service, "2025-09-29", "2025-10-06")
+        page.wait_for_selector("#bundles tbody tr[data-status=running]", timeout=RUN_TIMEOUT)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
 def launch_backfill(page, service, since: str, until: str) -> str:
     page.goto(service.url("/execute"))
     page.check("#backfill")
@@ -223,14 +239,9 @@ def test_failed_cells_of_the_grid_re_run_as_one_run_of_only_those(service, page,
 
 @pytest.mark.parametrize("mode", ["now", "drain"])
 def test_cancel_mid_run_ends_cancelled(tmp_path, page, mode):
-    archives = tmp_path / "archives"
-    make_archives(archives, days=8, scale=0.2)
-    service = Service(tmp_path, archives)
-    service.start()
+    service = start_long_backfill(tmp_path, page)
     try:
-        launch_backfill(page, service, "2025-09-29", "2025-10-06")
         page.wait_for_selector("#run-status[data-status=running]", timeout=RUN_TIMEOUT)
-        page.wait_for_selector("#bundles tbody tr[data-status=running]", timeout=RUN_TIMEOUT)
         page.click("#cancel")
         page.click("#cancel-confirm button[value=keep]")  # the confirmation can be declined
         assert page.get_attribute("#run-status", "data-status") == "running"
@@ -346,14 +357,9 @@ def test_scheduled_run_moves_the_cursor_which_resets_after_confirmation(service,
 
 
 def test_run_page_follows_the_run_across_a_server_restart(tmp_path, page):
-    archives = tmp_path / "archives"
-    make_archives(archives, days=8, scale=0.2)  # enough work that the restart lands mid-run on an idle machine
-    service = Service(tmp_path, archives)
-    service.start()
+    service = start_long_backfill(tmp_path, page)
     try:
-        launch_backfill(page, service, "2025-09-29", "2025-10-06")
         page.wait_for_selector("#run-live:text('live')", timeout=RUN_TIMEOUT)
-        page.wait_for_selector("#bundles tbody tr[data-status=running]", timeout=RUN_TIMEOUT)
         run_id = page.url.rsplit("/", 1)[1]
         service.restart()  # the same page, no reload: it reconnects and shows where the run ended
         final = wait_final(page)
