@@ -16,6 +16,7 @@ gc.set_threshold(50_000, 20, 20)
 sys.path.insert(0, workflow.basedir)  # always the sheetfill that ships with this Snakefile
 
 from sheetfill.errors import SheetfillError
+from sheetfill.runs.drain import drain_without_deadlock
 from sheetfill.runs.events import current_run_id
 from sheetfill.runs.plan import make_plan
 from sheetfill.runs.recorder import announce_run
@@ -194,6 +195,7 @@ def release_restore_root():
 
 onstart:
     hold_restore_root()
+    drain_without_deadlock(workflow.scheduler)
 
 
 onsuccess:
