@@ -22,8 +22,8 @@ Measured on this machine (2 vCPU, shared, so +-5 %), 962,227 rows -> 425,232 rec
     now:             41,900-43,500 rows/s, peak RSS 1,295-1,342 MB (read 5.1-5.4, normalise 9.2-9.5,
                      resolve 6.1-6.6, write 1.3-1.5 s); bench/RESULTS.md lists each step
     default bundle: 0.15-0.16 s in-process, 0.70-0.78 s whole process (1,886 rows read)
-    2026-12-02, quiet machine, issue 13's harder generator and fields: 27,800 rows/s, 1,566 MB
-                     (below target; bench/RESULTS.md, "Refine engine on a quiet machine")
+    2026-12-02, quiet machine, issue 13's harder generator and fields: 27,800 rows/s (below target),
+                     1,485 MB after the provenance blocks ( bench/RESULTS.md, "Refine engine on a quiet machine")
 
 The 1M-row bundle resolves to more records than Excel allows on one sheet in some data (1,048,576
 rows including the header), and writing ~20 M xlsx cells is not what that target measures, so the big
