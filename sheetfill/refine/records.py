@@ -91,7 +91,8 @@ def provenance_json(
     mixed = np.flatnonzero(has_alternatives)
     # in blocks: the Python ints and lists of a block are freed before the next (~190 MB of peak
     # RSS on a million-row bundle when built at once)
-    for block in np.array_split(mixed, -(-len(mixed) // PROVENANCE_BLOCK)) if len(mixed) else []:
+    for start in range(0, len(mixed), PROVENANCE_BLOCK):
+        block = mixed[start : start + PROVENANCE_BLOCK]
         alternative_rows = zip(*(alternatives_by_field[name][block].tolist() for name in names))
         result[block] = [
             render_provenance(names, rows, list(alts)) for rows, alts in zip(index[block].tolist(), alternative_rows)
