@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 import yaml
-from conftest import REPO, Workflow, make_archives
+from conftest import REPO, Workflow
 from otlp_receiver import Receiver, attributes
 
 from sheetfill.telemetry.outcomes import read_summary
@@ -248,21 +248,19 @@ def test_metrics_endpoint_of_the_service_after_a_real_run(sample, tmp_path):
     assert {s.labels["kind"] for s in counts} == {"backfill"} and {s.labels["profile"] for s in counts} == {"aviation"}
 
 
-def test_an_interrupted_run_is_reported_by_the_logger_plugin_sink(tmp_path):
-    """The gate never runs: the plugin's TelemetrySink reports the run and the bundles that finished.
-
-    Sixteen default-size bundles: with warm workers the six sample bundles could all finish
-    between the first bundle.json and the SIGINT."""
+def test_an_interrupted_run_is_reported_by_the_logger_plugin_sink(sample):
+    """The gate never runs: the plugin's TelemetrySink reports the run and the bundles that finished."""
     import signal
-
-    sample = Workflow(tmp_path, tmp_path / "archives")
-    make_archives(sample.archives, days=8, scale=1.0)
 
     with Receiver() as receiver:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SHEETFILL_", "TRACEPARENT"))}
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
         command = sample.command("--cores", "1", since="2025-09-29")
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # a shell's background job starts with SIGINT ignored, and Python then keeps ignoring it
+        default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint
+        )
         for _ in range(1200):  # bounded: 1200 x 0.1 s
             if any((sample.restore / "outputs").glob("*/bundle.json")) or proc.poll() is not None:
                 break
@@ -271,7 +269,7 @@ def test_an_interrupted_run_is_reported_by_the_logger_plugin_sink(tmp_path):
         output, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0, output
     finished = summaries(sample)
-    assert 0 < len(finished) < 16, "the run finished before it could be interrupted"
+    assert 0 < len(finished) < 6, "the run finished before it could be interrupted"
     metrics = receiver.metrics()
     assert total(metrics["sheetfill.run.duration"], status="failed") == 1
     assert total(metrics["sheetfill.bundles"], status="ok") == len(finished) == total(metrics["sheetfill.bundles"])
