@@ -8,9 +8,7 @@ keyed by the run id, so a new run tries the provider again.
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
+from sheetfill import wal
 from sheetfill.enrich.ratelimit import is_redis
 
 
@@ -25,10 +23,9 @@ class Breaker:
 
             self._redis = redis.Redis.from_url(store)
         else:
-            Path(store).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(store, timeout=60, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS breaker (key TEXT PRIMARY KEY, failures INTEGER)")
+            with wal.opening(store):
+                self._db = wal.connect(store, timeout=60)
+                self._db.execute("CREATE TABLE IF NOT EXISTS breaker (key TEXT PRIMARY KEY, failures INTEGER)")
 
     def _failures(self) -> int:
         if self._redis is not None:

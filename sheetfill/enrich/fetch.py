@@ -13,8 +13,8 @@ import email.utils
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from sheetfill import wal
 from sheetfill.enrich.breaker import Breaker
 from sheetfill.enrich.ratelimit import SharedRateLimiter
 from sheetfill.enrich.spec import Provider
@@ -54,14 +54,10 @@ class Tally:
 def open_cache(path: str, secret_headers=()):
     """requests-cache over one SQLite file shared by every bundle (and process) of a restore_root.
 
-    The secret headers are left out of the cache key and redacted from the stored request. Opening
-    is serialised by a file lock: two jobs creating the file at once both switch it to WAL, and
-    SQLite answers the loser "database is locked" without waiting (a CI failure)."""
-    from filelock import FileLock
+    The secret headers are left out of the cache key and redacted from the stored request."""
     from requests_cache import CachedSession, SQLiteCache
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.open.lock", timeout=60):
+    with wal.opening(path):  # jobs creating the file at once raced ("database is locked", a CI failure)
         backend = SQLiteCache(path, wal=True, timeout=60)
     return CachedSession(
         backend=backend,

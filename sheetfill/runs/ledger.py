@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from sheetfill import wal
+
 LEDGER_NAME = "ledger.sqlite"
 RUN_STATUSES = ("queued", "running", "cancelling", "cancelled", "succeeded", "completed_with_failures", "failed")
 ACTIVE = ("queued", "running", "cancelling")
@@ -63,15 +65,14 @@ class Ledger:
 
     def __init__(self, path, timeout: float = 30.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._add_task_columns()
-        self._columns = self._create_latest()
+        with wal.opening(self.path, timeout):
+            self._db = wal.connect(self.path, timeout, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._add_task_columns()
+            self._columns = self._create_latest()
 
     def _add_task_columns(self) -> None:
         """Ledgers written before the task metadata columns existed get them (empty for old rows)."""
