@@ -5,13 +5,15 @@
 Prints its port on the first line of stdout. It enforces its own token bucket (burst, per_second,
 plus `--tolerance` requests for the time between a client's permit and its request's arrival) and
 answers 429 with `Retry-After: 1` beyond it, like a provider with an SLA. `--fail-first N` answers
-the first N requests 429 with Retry-After: 1 whatever the rate. GET /orgs/<id> answers JSON (404 for
-ids whose hash ends in 0); GET /_stats lists every request's arrival time and status.
+the first N requests `--fail-status` (default 429) whatever the rate, with `--retry-after` (default
+`1`; `date+S` sends an HTTP date S seconds ahead, `none` sends no header). GET /orgs/<id> answers JSON
+(404 for ids whose hash ends in 0); GET /_stats lists every request's arrival time and status.
 """
 
 from __future__ import annotations
 
 import argparse
+import email.utils
 import hashlib
 import json
 import os
@@ -35,6 +37,15 @@ class Bucket:
                 self.tokens -= 1
                 return True
             return False
+
+
+def retry_after_header(value: str) -> list[tuple[str, str]]:
+    """`1` -> seconds as given; `date+S` -> an HTTP date S seconds from now; `none` -> no header."""
+    if value == "none":
+        return []
+    if value.startswith("date+"):
+        return [("Retry-After", email.utils.formatdate(time.time() + float(value[5:]), usegmt=True))]
+    return [("Retry-After", value)]
 
 
 def make_handler(options, bucket: Bucket, log: list, lock: threading.Lock):
@@ -70,7 +81,7 @@ def make_handler(options, bucket: Bucket, log: list, lock: threading.Lock):
             with lock:
                 failing = len(log) < options.fail_first
             if failing:
-                return 429, {"error": "slow down"}, [("Retry-After", "1")]
+                return options.fail_status, {"error": "try again later"}, retry_after_header(options.retry_after)
             if not bucket.take():
                 return 429, {"error": "rate limit exceeded"}, [("Retry-After", "1")]
             if options.api_key and self.headers.get("X-Api-Key") != options.api_key:
@@ -92,7 +103,9 @@ def main() -> None:
     parser.add_argument("--per-second", type=float, default=8)
     parser.add_argument("--tolerance", type=float, default=1, help="extra requests the bucket holds")
     parser.add_argument("--api-key", default=os.environ.get("PROVIDER_API_KEY", ""), help="default: $PROVIDER_API_KEY")
-    parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--fail-first", type=int, default=0, help="answer the first N requests --fail-status")
+    parser.add_argument("--fail-status", type=int, default=429)
+    parser.add_argument("--retry-after", default="1", help="seconds, date+SECONDS or none")
     options = parser.parse_args()
     bucket = Bucket(options.burst + options.tolerance, options.per_second)
     log, lock = [], threading.Lock()

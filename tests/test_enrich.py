@@ -4,7 +4,8 @@
 
 The 20 bundles are built once per module with the network off; each test runs on its own copy of
 that tree (restore root and Snakemake working directory), so only the enrich jobs, the data docs and
-the gate run in the tests themselves.
+the gate run in the tests themselves. The retry, backoff and cache-TTL tests run one enrich job in
+this process on a three-record bundle against the same real provider.
 """
 
 from __future__ import annotations
@@ -305,6 +306,141 @@ def test_429_with_retry_after_is_waited_out_and_the_lookup_succeeds(tree):
         again = [r for r in requests if r["path"] == miss["path"] and r["t"] > miss["t"] and r["status"] != 429]
         assert again and again[0]["t"] - miss["t"] >= 1.0 and again[0]["status"] in (200, 404)
     assert enriched(tree, "2025-09-29--v1")["enrichment"]["records_unavailable"] == 0
+
+
+def small_bundle(root: Path, ids: list[str]) -> Path:
+    """A bundle's outputs folder as the bundle stage leaves it, with one refined record per id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    outputs = root / "outputs" / "2025-09-29--v1"
+    outputs.mkdir(parents=True)
+    (outputs / "bundle.json").write_text(json.dumps({"bundle": outputs.name, "status": "ok"}))
+    columns = {
+        "record_id": ids,
+        "organization_name": [f"Org {i}" for i in ids],
+        "website": pa.array([None] * len(ids), pa.string()),
+    }
+    pq.write_table(pa.table({**columns, "flags": [""] * len(ids)}), outputs / "refined.parquet")
+    return outputs
+
+
+def enrich_in_process(root: Path, profile: Path, run_id: str = "run") -> tuple[dict, dict]:
+    """One enrich job on root's small bundle, in this process: (bundle.json, the registry's report)."""
+    from sheetfill.enrich.job import enrich_bundle
+    from sheetfill.enrich.settings import RunSettings
+
+    state = root / ".sheetfill" / "enrich"
+    settings = RunSettings(
+        network=True,
+        rate_limit_store=str(root / "rate-limits.sqlite"),
+        cache=str(state / "cache.sqlite"),
+        breaker=str(state / "breaker.sqlite"),
+        run_id=run_id,
+    )
+    summary = enrich_bundle(root / "outputs" / "2025-09-29--v1", root / "enriched", str(profile), settings)
+    report = json.loads((root / "enriched" / "enrichment.json").read_text())["providers"]["registry"]
+    return summary, report
+
+
+def gaps(requests: list[dict]) -> list[float]:
+    return [later["t"] - earlier["t"] for earlier, later in zip(requests, requests[1:])]
+
+
+@pytest.mark.parametrize("retry_after", ["1", "date+2"], ids=["seconds", "http-date"])
+def test_503_with_retry_after_is_waited_out_and_the_lookup_succeeds(tmp_path, monkeypatch, retry_after):
+    monkeypatch.setenv("SHEETFILL_TEST_REGISTRY_KEY", SECRET)
+    port = free_port()
+    profile = write_profile(tmp_path / "profile.yaml", port)  # backoff 0.1 s: only Retry-After waits 1 s
+    small_bundle(tmp_path, ["org-1"])
+    provider = Provider(port, "--fail-first", "2", "--fail-status", "503", "--retry-after", retry_after)
+    try:
+        summary, report = enrich_in_process(tmp_path, profile)
+        requests = provider.requests()
+    finally:
+        provider.stop()
+    assert [r["status"] for r in requests] == [503, 503, 200]
+    assert all(gap >= 1.0 for gap in gaps(requests))  # "1", or a date 1-2 s ahead: waited, not backed off
+    assert (report["retries"], report["rate_limited"], report["found"]) == (2, 2, 1)
+    assert summary["enrichment"]["records_unavailable"] == 0
+    assert read_enriched(tmp_path)[0]["registry_number"].startswith("REG-")
+
+
+def test_transient_500s_back_off_under_the_cap_and_the_lookup_succeeds(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEETFILL_TEST_REGISTRY_KEY", SECRET)
+    port = free_port()
+    profile = write_profile(tmp_path / "profile.yaml", port)
+    data = yaml.safe_load(profile.read_text())  # uncapped, 4 s x 2^n would wait up to 4 s, then 8 s
+    data["enrich"]["providers"][0]["retry"] = {"max_attempts": 3, "backoff_seconds": 4, "max_backoff_seconds": 0.25}
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    small_bundle(tmp_path, ["org-1"])
+    provider = Provider(port, "--fail-first", "2", "--fail-status", "500", "--retry-after", "none")
+    try:
+        summary, report = enrich_in_process(tmp_path, profile)
+        requests = provider.requests()
+    finally:
+        provider.stop()
+    assert [r["status"] for r in requests] == [500, 500, 200]
+    assert all(gap <= 0.25 + 1.0 for gap in gaps(requests))  # the cap, plus a loaded machine's slack
+    assert (report["retries"], report["rate_limited"], report["found"]) == (2, 0, 1)
+    assert summary["enrichment"]["records_unavailable"] == 0
+
+
+def test_backoff_grows_exponentially_with_full_jitter_up_to_the_cap():
+    from sheetfill.enrich.fetch import pause_seconds
+    from sheetfill.enrich.spec import Retry
+
+    retry = Retry(max_attempts=6, backoff_seconds=0.1, max_backoff_seconds=0.5)
+    ceilings = [0.1, 0.2, 0.4, 0.5, 0.5]  # 0.1 x 2^(attempt-1), capped at 0.5
+    draws = [[pause_seconds(retry, attempt, None) for _ in range(500)] for attempt in range(1, 6)]
+    for ceiling, waits in zip(ceilings, draws):
+        assert all(0 <= w <= ceiling for w in waits) and max(waits) > 0.9 * ceiling  # full jitter over [0, ceiling]
+        assert len(set(waits)) > 400  # jitter: callers that failed together do not retry together
+    means = [sum(waits) / len(waits) for waits in draws]
+    assert means[0] < means[1] < means[2]  # grows while under the cap
+    # Retry-After is waited out as asked, up to the cap, with a little jitter on top
+    assert all(0.2 <= pause_seconds(retry, 1, 0.2) <= 0.3 for _ in range(100))
+    assert all(0.5 <= pause_seconds(retry, 1, 30.0) <= 0.6 for _ in range(100))
+
+
+def read_enriched(root: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(root / "enriched" / "enriched.parquet").to_pylist()
+
+
+def test_cache_ttl_replays_until_it_expires_then_fetches_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHEETFILL_TEST_REGISTRY_KEY", SECRET)
+    ttl = 4
+    port = free_port()
+    profile = write_profile(tmp_path / "profile.yaml", port)
+    data = yaml.safe_load(profile.read_text())
+    data["enrich"]["providers"][0]["cache_ttl_seconds"] = ttl
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert enrich_spec(load_profile(profile).data).providers[0].cache_ttl_seconds == ttl
+    ids = ["org-1", "org-2", "org-3"]  # within the burst: fetched at once, well inside the TTL
+    small_bundle(tmp_path, ids)
+    provider = Provider(port)
+    try:
+        cold, _ = enrich_in_process(tmp_path, profile)
+        fetched = time.time()
+        warm, _ = enrich_in_process(tmp_path, profile)
+        warm_cache = {json.loads(r["enrichment"])["registry_status"]["cache"] for r in read_enriched(tmp_path)}
+        assert time.time() - fetched < ttl, "the machine stalled past the TTL; the warm replay proves nothing"
+        assert len(provider.requests()) == len(ids)
+        time.sleep(max(0.0, fetched + ttl + 0.5 - time.time()))
+        expired, _ = enrich_in_process(tmp_path, profile)
+        requests = provider.requests()
+    finally:
+        provider.stop()
+    assert (cold["enrichment"]["requests"], warm["enrichment"]["requests"], expired["enrichment"]["requests"]) == (
+        len(ids),
+        0,
+        len(ids),
+    )
+    assert warm_cache == {"hit"} and warm["enrichment"]["cache_hits"] == len(ids)
+    assert sorted(r["path"] for r in requests) == sorted(2 * [f"/orgs/{i}" for i in ids])
+    assert {json.loads(r["enrichment"])["registry_status"]["cache"] for r in read_enriched(tmp_path)} == {"miss"}
 
 
 def test_provider_down_leaves_bundles_ok_with_flags_and_the_count_in_the_docs(tree):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sheetfill import wal
 from sheetfill.enrich.breaker import Breaker
 from sheetfill.enrich.ratelimit import SharedRateLimiter
-from sheetfill.enrich.spec import Provider
+from sheetfill.enrich.spec import Provider, Retry
 
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 CACHED_STATUSES = (200, 404)
@@ -88,6 +88,15 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def pause_seconds(retry: Retry, attempt: int, retry_after: float | None) -> float:
+    """The wait after failed attempt `attempt` (1, 2, ...): what Retry-After asks, else exponential backoff
+    with full jitter; both at most `max_backoff_seconds` (plus the Retry-After jitter)."""
+    cap = retry.max_backoff_seconds
+    if retry_after is not None:  # what the provider asked for, plus a little jitter so callers spread out
+        return min(cap, retry_after) + random.uniform(0, 0.1)
+    return random.uniform(0, min(cap, retry.backoff_seconds * 2 ** (attempt - 1)))
 
 
 class Fetcher:
@@ -172,15 +181,8 @@ class Fetcher:
                     self.tally.rate_limited += 1
                     wait = retry_after_seconds(response.headers.get("Retry-After"))
             if attempt < retry.max_attempts:
-                time.sleep(self._pause(attempt, wait))
+                time.sleep(pause_seconds(retry, attempt, wait))
         return Outcome("unavailable", reason=f"{reason} after {retry.max_attempts} attempts")
-
-    def _pause(self, attempt: int, retry_after: float | None) -> float:
-        retry = self.provider.retry
-        cap = retry.max_backoff_seconds
-        if retry_after is not None:  # what the provider asked for, plus a little jitter so callers spread out
-            return min(cap, retry_after) + random.uniform(0, 0.1)
-        return random.uniform(0, min(cap, retry.backoff_seconds * 2 ** (attempt - 1)))
 
     def _outcome(self, response, cache: str) -> Outcome:
         fetched = getattr(response, "created_at", None) if cache == "hit" else None
