@@ -55,3 +55,17 @@ def test_input_pattern_only_for_iso_dates(root):
     assert plan(root).archive_input_pattern().endswith("{date}/hotpass-inputs-{version}.zip")
     flat = plan(root, archive_pattern="{date:%Y-%m-%d}/hotpass-inputs-{version}.zip")
     assert flat.archive_input_pattern() is None and len(flat.bundles) == 6
+
+
+def test_named_bundles_narrow_the_window_make_a_backfill_and_name_their_own_record(root):
+    write_cursor(root / "r" / ".sheetfill" / "cursor.json", dt.date(2025, 10, 1))  # never read: a backfill
+    chosen = plan(root, bundles="2025-10-01--v1,2025-09-29--v2")
+    assert chosen.bundles == ["2025-09-29--v2", "2025-10-01--v1"] and chosen.settings.backfill
+    assert chosen.window_key != plan(root, since="2025-09-29").window_key
+    assert chosen.window_key != plan(root, bundles=["2025-09-29--v2"]).window_key
+    with pytest.raises(ConfigError, match=r"2025-09-30--v3 have no archive .*e\.g\. 2025-09-29--v1"):
+        plan(root, bundles=["2025-09-30--v3"])
+    with pytest.raises(ConfigError, match=r"2025-09-29--v1 have no archive"):
+        plan(root, since="2025-09-30", bundles=["2025-09-29--v1"])  # outside the window
+    with pytest.raises(ConfigError, match="DATE--VERSION"):
+        plan(root, bundles=["2025-09-29"])

@@ -151,8 +151,11 @@ def test_run_succeeds_with_every_bundle_listed_and_its_events_streamed(serve, ar
 
 
 def test_failed_bundle_then_retry_of_exactly_the_failed_ones_from_the_cli_and_the_api(serve, archives):
-    broken = archives / "2025-09-30" / "hotpass-inputs-v2.zip"
-    broken.write_bytes(b"garbage")
+    broken = [archives / "2025-09-29" / "hotpass-inputs-v1.zip", archives / "2025-09-30" / "hotpass-inputs-v2.zip"]
+    failed = {"2025-09-29--v1", "2025-09-30--v2"}  # their dates x versions span two bundles that did not fail
+    intact = {path: path.read_bytes() for path in broken}
+    for path in broken:
+        path.write_bytes(b"garbage")
     service = serve(archives)
     with client(service) as api:
         # Interlace's body: models null means every version
@@ -160,14 +163,12 @@ def test_failed_bundle_then_retry_of_exactly_the_failed_ones_from_the_cli_and_th
             "/api/v1/runs", json={"since": "2025-09-29", "until": "2025-09-30", "force": False, "models": None}
         ).json()["run_id"]
         run = wait_final(api, run_id)
-        assert run["status"] == "completed_with_failures" and run["failed"] == 1
-        assert slots(run)["2025-09-30--v2"] == "failed_processing" and list(slots(run).values()).count("ok") == 3
+        assert run["status"] == "completed_with_failures" and run["failed"] == 2
+        assert {b for b, s in slots(run).items() if s == "failed_processing"} == failed
+        assert list(slots(run).values()).count("ok") == 2
         assert "not a readable zip" in next(b["error"] for b in run["bundles"] if b["bundle"] == "2025-09-30--v2")
-        good = {
-            b: (service.restore / "outputs" / b / "bundle.json").stat().st_mtime_ns
-            for b in slots(run)
-            if b != "2025-09-30--v2"
-        }
+        outputs = service.restore / "outputs"
+        good = {b: (outputs / b / "bundle.json").stat().st_mtime_ns for b in slots(run) if b not in failed}
 
         cli = [sys.executable, "-m", "sheetfill.cli", "runs"]
         where = ["--configfile", str(service.configfile)]
@@ -188,18 +189,21 @@ def test_failed_bundle_then_retry_of_exactly_the_failed_ones_from_the_cli_and_th
         cli_retry = api.get("/api/v1/runs", params={"limit": 1}).json()["runs"][0]
         assert cli_retry["origin"] == "cli" and cli_retry["retry_of"] == run_id
         cli_run = run_of(api, cli_retry["run_id"])
-        assert slots(cli_run) == {"2025-09-30--v2": "failed_processing"}  # its window: just the failed bundle
+        assert slots(cli_run) == dict.fromkeys(failed, "failed_processing")  # just the failed bundles
 
         listed = subprocess.run(
             [*cli, "list", *where], cwd=service.workdir, env=env, capture_output=True, text=True, timeout=60
         )
         assert run_id in listed.stdout and cli_retry["run_id"] in listed.stdout
 
-        shutil.copyfile(archives / "2025-09-30" / "hotpass-inputs-v1.zip", broken)  # fixed upstream
+        for path, content in intact.items():  # fixed upstream
+            path.write_bytes(content)
+        stale = archives / "2025-09-30" / "hotpass-inputs-v1.zip"  # not failed: a retry leaves it alone
+        shutil.copyfile(archives / "2025-10-01" / "hotpass-inputs-v1.zip", stale)
         again = api.post(f"/api/v1/runs/{cli_retry['run_id']}/retry")
-        assert again.status_code == 202 and again.json()["bundles"] == ["2025-09-30--v2"]
+        assert again.status_code == 202 and again.json()["bundles"] == sorted(failed)
         retry_run = wait_final(api, again.json()["run_id"])
-        assert retry_run["status"] == "succeeded" and slots(retry_run) == {"2025-09-30--v2": "ok"}
+        assert retry_run["status"] == "succeeded" and slots(retry_run) == dict.fromkeys(failed, "ok")
         assert retry_run["retry_of"] == cli_retry["run_id"]
         assert {b: (service.restore / "outputs" / b / "bundle.json").stat().st_mtime_ns for b in good} == good
         assert api.post(f"/api/v1/runs/{retry_run['run_id']}/retry").status_code == 409  # nothing failed
@@ -288,10 +292,19 @@ def test_sigterm_settles_the_active_run(serve, tmp_path):
 
 
 def test_cancel_drain_lets_the_running_job_finish_and_starts_no_other(serve, tmp_path):
+    """Cancelled from the CLI: `sheetfill runs cancel` acts on a run the server started, through the ledger."""
     service = slow_service(serve, tmp_path, 3)
     with client(service) as api:
         run_id, running = start_running(api, {"since": "2025-09-29"})
-        assert api.post(f"/api/v1/runs/{run_id}/cancel", json={"mode": "drain"}).json()["status"] == "cancelling"
+        cancelled = subprocess.run(
+            [sys.executable, "-m", "sheetfill.cli", "runs", "cancel", run_id, "--configfile", str(service.configfile)],
+            cwd=service.workdir,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cancelled.returncode == 0 and f"run {run_id}: cancelling" in cancelled.stdout, cancelled.stderr
         run = wait_final(api, run_id)
         assert run["status"] == "cancelled" and run["cancel_mode"] == "drain"
         assert all(slots(run)[bundle] == "ok" for bundle in running)  # drained, not killed

@@ -52,11 +52,12 @@ class Settings:
     limits: Limits
     worker: str
     telemetry: str = "auto"  # auto | off (sheetfill.telemetry)
+    bundles: tuple[str, ...] | None = None  # exactly these bundles of the window (a retry)
 
     @property
     def backfill(self) -> bool:
-        """A run with `since` replays history and never moves the cursor."""
-        return self.since is not None
+        """A run with `since` (or named bundles) replays history and never moves the cursor."""
+        return self.since is not None or self.bundles is not None
 
 
 def load_schema() -> dict:
@@ -81,15 +82,31 @@ def parse_date(key: str, value) -> dt.date | None:
         raise ConfigError(f"{key}={text!r} is not a valid date ({exc}). {hint}") from None
 
 
-def parse_versions(value) -> tuple[str, ...] | None:
+def _names(value) -> tuple[str, ...] | None:
+    """A list, or a comma-separated string as `--config key=a,b` gives it; empty means not given."""
     if value is None or value == "" or value == []:
         return None
     items = value.split(",") if isinstance(value, str) else value
-    versions = tuple(str(item).strip() for item in items if str(item).strip())
-    bad = [v for v in versions if "/" in v or "--" in v]
+    return tuple(str(item).strip() for item in items if str(item).strip()) or None
+
+
+def parse_versions(value) -> tuple[str, ...] | None:
+    versions = _names(value)
+    bad = [v for v in versions or () if "/" in v or "--" in v]
     if bad:
         raise ConfigError(f"versions {bad} may not contain '/' or '--' (they name folders).")
-    return versions or None
+    return versions
+
+
+def parse_bundles(value) -> tuple[str, ...] | None:
+    bundles = _names(value)
+    bad = [b for b in bundles or () if "/" in b or not all(b.partition("--"))]
+    if bad:
+        raise ConfigError(
+            f"bundles {bad} are not bundle names: name each as DATE--VERSION, e.g. 2025-09-29--v1 "
+            "(the folder names under outputs/)."
+        )
+    return tuple(sorted(set(bundles))) if bundles else None
 
 
 def fill_defaults(schema: dict, config: dict) -> dict:
@@ -174,6 +191,7 @@ def load_settings(config: dict, check_paths: bool = True) -> Settings:
         ),
         worker=raw["worker"],
         telemetry="off" if raw["telemetry"] is False else raw["telemetry"],
+        bundles=parse_bundles(raw["bundles"]),
     )
 
 

@@ -6,6 +6,7 @@ Computed when the Snakefile is parsed, so every bad input is reported before any
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -42,7 +43,10 @@ class Plan:
     def window_key(self) -> str:
         """Names the run record of this window; a different window is a different record."""
         versions = "+".join(self.settings.versions) if self.settings.versions else "all"
-        return f"{self.since or 'first'}_{self.until or 'newest'}_{versions}"
+        key = f"{self.since or 'first'}_{self.until or 'newest'}_{versions}"
+        if self.settings.bundles:  # a chosen few of the window: its own record, named by which
+            key += "_" + hashlib.sha256(",".join(self.settings.bundles).encode()).hexdigest()[:10]
+        return key
 
     def archive_input_pattern(self) -> str | None:
         """The archive path as a Snakemake pattern over {date} and {version}, when dates are ISO."""
@@ -105,4 +109,20 @@ def make_plan(config: dict) -> Plan:
         raise ConfigError(
             explain_empty(settings.archive_root, settings.archive_pattern, archives, since, settings.until)
         )
-    return replace(plan, archives=select(in_window, since, settings.until, settings.versions))
+    chosen = select(in_window, since, settings.until, settings.versions)
+    return replace(plan, archives=pick_bundles(chosen, settings.bundles, describe_window(since, settings.until)))
+
+
+def pick_bundles(archives: list[Archive], wanted: tuple[str, ...] | None, window: str) -> list[Archive]:
+    """The archives of the named bundles (all when none are named); a name not in the window is an error."""
+    if not wanted:
+        return archives
+    known = {a.bundle for a in archives}
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        example = f" (e.g. {archives[0].bundle})" if archives else ""
+        raise ConfigError(
+            f"bundles {', '.join(unknown)} have no archive in {window}{example}. Name bundles that exist "
+            "in the window as DATE--VERSION, widen since/until, or omit bundles for the whole window."
+        )
+    return [a for a in archives if a.bundle in wanted]

@@ -42,14 +42,17 @@ def submit(
     queue: bool = False,
     forced: list[str] | None = None,
     retry_of: str | None = None,
+    bundles: list[str] | None = None,
 ) -> dict:
-    """Validate the window like the CLI does (ConfigError), then queue the run; RunConflict if one is active."""
-    plan = make_plan(settings.run_config(since, until, versions))
+    """Validate the window like the CLI does (ConfigError), then queue the run; RunConflict if one is active.
+
+    `bundles` narrows the window to exactly those bundles (a retry, or cells chosen in the UI)."""
+    plan = make_plan(settings.run_config(since, until, versions, bundles))
     if forced is None and reprocess == "failed":
         forced = _failed_in_window(ledger, plan.bundles)
     if plan.note and not plan.bundles:
         raise ConfigError(plan.note)
-    request = {"forced": forced or [], "retry_of": retry_of}
+    request = {"forced": forced or [], "retry_of": retry_of, "bundles": list(plan.bundles) if bundles else None}
     run_id = new_run_id()
     with ledger.transaction():
         active = ledger.active_runs()
@@ -61,7 +64,7 @@ def submit(
         ledger.create_run(
             run_id,
             status="queued",
-            kind="backfill" if since else "scheduled",
+            kind="backfill" if plan.settings.backfill else "scheduled",
             origin=origin,
             since=since,
             until=until,
@@ -70,7 +73,7 @@ def submit(
             force=reprocess == "all",
             dry_run=dry_run,
             request=request,
-            bundles_planned=len(forced) if retry_of else len(plan.bundles),
+            bundles_planned=len(plan.bundles),
         )
         ledger.add_event(run_id, "queued", {"bundles_planned": len(plan.bundles), "retry_of": retry_of})
     return ledger.run(run_id)
@@ -83,11 +86,8 @@ def _failed_in_window(ledger: Ledger, bundles: list[str]) -> list[str]:
 
 
 def retry(settings, ledger: Ledger, run_id: str, origin: str = "api", queue: bool = False) -> dict:
-    """A new run of exactly the bundles that failed in run_id, as the ledger recorded them.
-
-    Its window spans those bundles' dates and versions (a backfill: the cursor never decides it),
-    and each of them is forced; any other bundle in that span runs only if it is stale.
-    """
+    """A new run of exactly the bundles that failed in run_id, as the ledger recorded them, each
+    forced; no other bundle of their dates runs (a backfill: the cursor never decides it)."""
     run = get_run(ledger, run_id)
     if run["status"] not in FINAL:
         raise RunConflict(f"run {run_id} is still {run['status']}; retry it once it has ended", run_id)
@@ -107,6 +107,7 @@ def retry(settings, ledger: Ledger, run_id: str, origin: str = "api", queue: boo
         queue=queue,
         forced=failed,
         retry_of=run_id,
+        bundles=failed,
     )
 
 

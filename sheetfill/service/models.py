@@ -19,6 +19,9 @@ class RunRequest(BaseModel):
     until: str | None = Field(None, max_length=10, description="last date, YYYY-MM-DD, inclusive")
     versions: list[str] | None = Field(None, max_length=1000, description="versions to process; null = all")
     models: list[str] | None = Field(None, max_length=1000, description="Interlace's name for versions")
+    bundles: list[str] | None = Field(
+        None, max_length=10_000, description="exactly these bundles of the window (DATE--VERSION); null = all"
+    )
     force: bool = Field(False, description="rebuild every bundle of the window (= reprocess: all)")
     reprocess: Literal["missing", "failed", "all"] = Field(
         "missing", description="missing: what Snakemake finds stale; failed: also bundles that failed last; all"

@@ -24,12 +24,12 @@ class PlanError(Exception):
     """The planner failed for a reason other than bad input."""
 
 
-def plan_window(settings, since=None, until=None, versions=None, forced=()) -> dict:
+def plan_window(settings, since=None, until=None, versions=None, forced=(), bundles=None) -> dict:
     """{bundles: [{bundle, reason, detail}], up_to_date, run_jobs, note}; bad input raises ConfigError."""
     from sheetfill.errors import ConfigError
 
     payload = {
-        "config": settings.run_config(since, until, versions),
+        "config": settings.run_config(since, until, versions, bundles),
         "workdir": str(settings.workdir),
         "snakefile": str(settings.snakefile),
         "forcerun": list(forced),

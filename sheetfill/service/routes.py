@@ -27,6 +27,11 @@ def _state(request: Request):
     return request.app.state.service
 
 
+def split_names(values: list[str] | None) -> list[str] | None:
+    """Query values given repeated or comma-separated."""
+    return [name for item in values or [] for name in item.split(",") if name] or None
+
+
 def run_view(ledger, run: dict, with_bundles: bool = False) -> dict:
     counts = ledger.counts(run["id"])
     slots = sum(counts.values())
@@ -91,6 +96,7 @@ def start_run(
         since=body.since,
         until=body.until,
         versions=body.chosen_versions,
+        bundles=body.bundles,
         reprocess=body.mode,
         dry_run=body.dry_run,
         origin="service",
@@ -192,12 +198,13 @@ def plan(
     since: str | None = Query(None, max_length=10),
     until: str | None = Query(None, max_length=10),
     versions: Annotated[list[str] | None, Query(description="repeat or comma-separate")] = None,
+    bundles: Annotated[list[str] | None, Query(description="only these DATE--VERSION bundles of the window")] = None,
 ):
     from sheetfill.service.planning import PlanError, plan_window
 
-    chosen = [v for item in versions or [] for v in item.split(",") if v] or None
+    settings = _state(request).settings
     try:
-        return _found(plan_window, _state(request).settings, since, until, chosen)
+        return _found(plan_window, settings, since, until, split_names(versions), bundles=split_names(bundles))
     except PlanError as error:
         raise HTTPException(500, str(error)) from None
 

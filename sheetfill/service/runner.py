@@ -87,7 +87,8 @@ def write_run_config(settings, run: dict) -> Path:
     """Snakemake's --configfile for the run; for a dry run, the planner's input (config and forced targets)."""
     configfile, _ = run_files(settings, run["id"])
     configfile.parent.mkdir(parents=True, exist_ok=True)
-    config = settings.run_config(run.get("since"), run.get("until"), run.get("versions"))
+    bundles = (run.get("request") or {}).get("bundles")
+    config = settings.run_config(run.get("since"), run.get("until"), run.get("versions"), bundles)
     if run.get("dry_run"):
         config = {"config": config, "workdir": str(settings.workdir), "snakefile": str(settings.snakefile)}
         config["forcerun"] = forcerun(settings, run)

@@ -40,9 +40,10 @@ class ServiceSettings:
     def heartbeat_s(self) -> float:
         return max(0.2, self.heartbeat_timeout_s / 6)
 
-    def run_config(self, since=None, until=None, versions=None) -> dict:
-        """The server's config with a request's window: the only values a request can change."""
-        return {**self.config, "since": since, "until": until, "versions": versions}
+    def run_config(self, since=None, until=None, versions=None, bundles=None) -> dict:
+        """The server's config with a request's window (and chosen bundles): all a request can change."""
+        window = {"since": since, "until": until, "versions": versions}
+        return {**self.config, **window, **({"bundles": list(bundles)} if bundles else {})}
 
 
 def load_service_settings(workdir=None, configfile=None, token: str | None = None, **options) -> ServiceSettings:

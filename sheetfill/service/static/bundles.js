@@ -163,14 +163,12 @@
     for (const cell of grid.querySelectorAll(".cell.selected")) toggle(cell);
   });
 
-  // The API runs windows, so the chosen cells become the smallest window holding them; the dialog
-  // shows the plan for it (only failed ones, unless a chosen cell did not fail) before anything runs.
+  // A run of exactly the chosen cells, each rebuilt; the dialog shows its plan before anything runs.
   function rerunBody() {
     const chosen = [...selected].map((k) => cells[k]);
     const days = chosen.map((c) => c.date).sort();
-    const allFailed = chosen.every((c) => SF.FAILED.test(c.status));
     return { since: days[0], until: days[days.length - 1], versions: [...new Set(chosen.map((c) => c.version))].sort(),
-      reprocess: allFailed ? "failed" : "all", force: false };
+      bundles: chosen.map((c) => c.bundle).sort(), reprocess: "all", force: false };
   }
 
   $("rerun").addEventListener("click", async () => {
@@ -180,8 +178,8 @@
     $("rerun-confirm").showModal();
     const { ok, data, items, n } = await SF.plan(body);
     $("rerun-plan").textContent = ok
-      ? "Window " + body.since + " … " + body.until + ", versions " + body.versions.join(", ") + ", reprocess " +
-        body.reprocess + ": " + n + (n === 1 ? " bundle" : " bundles") + " to build."
+      ? "The " + body.bundles.length + " chosen " + (body.bundles.length === 1 ? "bundle" : "bundles") + ", " +
+        body.since + " … " + body.until + ": " + n + (n === 1 ? " bundle" : " bundles") + " to build."
       : SF.message(data);
     $("rerun-list").replaceChildren(...items.map((b) => SF.el("li", { class: "mono" }, b.bundle)));
   });

@@ -242,6 +242,7 @@ const SF = (() => {
     if (c.since) query.set("since", c.since);
     if (c.until) query.set("until", c.until);
     if (c.versions) query.set("versions", c.versions.join(","));
+    if (c.bundles) query.set("bundles", c.bundles.join(","));
     const { ok, data } = await api("GET", "/api/v1/plan?" + query);
     if (!ok) return { ok, data, items: [], n: 0 };
     const items = planItems(data);
@@ -249,7 +250,10 @@ const SF = (() => {
     let n = items.length;
     if (c.force || c.reprocess === "all") {
       n += upToDate;
-      if (upToDate) items.push({ bundle: "+ " + upToDate + " up to date", reason: "forced (reprocess all)" });
+      const listed = new Set(items.map((b) => b.bundle));
+      const chosen = (c.bundles || []).filter((b) => !listed.has(b));
+      if (chosen.length) items.push(...chosen.map((bundle) => ({ bundle, reason: "forced (chosen to re-run)" })));
+      else if (upToDate) items.push({ bundle: "+ " + upToDate + " up to date", reason: "forced (reprocess all)" });
       data.up_to_date = 0;
     } else if (c.reprocess === "failed" && !(stale && stale())) {
       const failed = await failedInWindow(c, new Set(items.map((b) => b.bundle)));
