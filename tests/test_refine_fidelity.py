@@ -206,6 +206,41 @@ def test_placeholders_are_flagged_never_evidence_nor_chosen(tmp_path):
     assert result.quality["flag_counts"]["placeholder_contact_email"] == 2
 
 
+def test_n_a_like_tokens_in_contact_fields_are_placeholders_never_evidence_nor_chosen(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    write_sacaa(
+        bundle,
+        ["Karoo Flight Training", "n/a", "", "N/A", "Jo Soap", "n/a", "None"],
+        ["Lowveld Helicopters", "", "", "-", "Sam Bee", "TBC", "not listed"],
+        ["Lowveld Helicopters", "", "", "lowveld.co.za", "", "0825550001", "sam@lowveld.co.za"],
+        ["Cape Gliding Club", "", "", "", "Lee Dube", "", ""],
+    )
+    result = refine(bundle)
+    records = by_name(result)
+    assert len(records) == 3
+    karoo, lowveld, cape = (records[n] for n in ("Karoo Flight Training", "Lowveld Helicopters", "Cape Gliding Club"))
+    contact_flags = {"placeholder_website", "placeholder_contact_phone", "placeholder_contact_email"}
+    assert contact_flags <= set(karoo["flags"].split("; "))
+    assert (karoo["website"], karoo["contact_phone"], karoo["contact_email"]) == (None, None, None)
+    assert "missing_province" in karoo["flags"]  # 'n/a' in a non-contact field is simply empty
+    assert not {"placeholder_province", "invalid_province"} & set(karoo["flags"].split("; "))
+    # the stand-in row comes first, the real values are chosen
+    assert contact_flags <= set(lowveld["flags"].split("; ")) and lowveld["source_count"] == 2
+    assert (lowveld["website"], lowveld["contact_phone"], lowveld["contact_email"]) == (
+        "https://lowveld.co.za",
+        "+27825550001",
+        "sam@lowveld.co.za",
+    )
+    assert "placeholder" not in (cape["flags"] or "")  # blank cells are missing values, not stand-ins
+    reasons = result.rejected.set_index("source_row")["reasons"].to_dict()
+    assert "placeholder contact_phone: 'TBC'" in reasons[3] and "placeholder website: '-'" in reasons[3]
+    assert "placeholder contact_email: 'None'" in reasons[2]
+    first = [path.read_bytes() for path in write_outputs(result, tmp_path / "one")]
+    again = [path.read_bytes() for path in write_outputs(refine(bundle), tmp_path / "two")]
+    assert first == again
+
+
 def test_a_sister_domain_or_an_acronym_domain_does_not_split_one_organisation(tmp_path):
     write_sacaa(
         tmp_path,

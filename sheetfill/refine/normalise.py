@@ -34,6 +34,7 @@ from sheetfill.refine.values import (
     normalise_person_name,
     normalise_province,
     normalise_text,
+    placeholder_token,
     split_role,
 )
 
@@ -73,24 +74,29 @@ COST_PER_VALUE = {"email": 20, "phone": 20, "website": 8, "org_name": 4, "match_
 
 CHUNK = 50_000
 MULTI_VALUE_TYPES = ("email", "phone")  # fields whose every valid value is kept (emails, phones)
+# Fields where an 'n/a'-like token is a stand-in for a missing contact, flagged like 'unknown+3@example.com'
+TOKEN_PLACEHOLDER_TYPES = ("email", "phone", "website")
 
 
 def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> tuple[list, list, list, list]:
     """clean_text → cache key → library normaliser, one library call per distinct key.
 
     Returns four parallel lists (canonical value, '; '-joined valid values, invalid flag,
-    placeholder flag): plain lists travel back from worker processes much faster than a list of tuples.
+    placeholder flag: a stand-in value, or an 'n/a'-like token in a contact field): plain lists
+    travel back from worker processes much faster than a list of tuples.
     """
     normaliser = normaliser_for(field_type, profile_data)
     cache_key = CACHE_KEYS.get(field_type)
     cache: dict[str, tuple] = {}
     empty = (None, None, False, False)
+    flags_tokens = field_type in TOKEN_PLACEHOLDER_TYPES
+    stand_in = (None, None, False, True)
     outputs = []
     append = outputs.append
-    for value in values:
+    for value in values:  # distinct values of the column (normalise_columns factorises it)
         text = clean_text(value)
         if text is None:
-            append(empty)
+            append(stand_in if flags_tokens and placeholder_token(value) else empty)
             continue
         key = cache_key(text) if cache_key else text
         output = cache.get(key)

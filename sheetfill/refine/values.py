@@ -57,6 +57,11 @@ def clean_text(value) -> str | None:
     return None if text.casefold() in PLACEHOLDERS else text
 
 
+def placeholder_token(value) -> bool:
+    """A cell clean_text empties that is not blank: 'n/a', '-', 'tbc' say "nothing here" in so many words."""
+    return value is not None and clean_text(value) is None and bool(str(value).translate(INVISIBLE).strip())
+
+
 def fix_case(text: str) -> str:
     """ALL CAPS or all lower-case captures become Title Case; mixed case is left as typed."""
     if text.isupper() or text.islower():
