@@ -309,3 +309,27 @@ def test_cancel_drain_lets_the_running_job_finish_and_starts_no_other(serve, tmp
         assert run["status"] == "cancelled" and run["cancel_mode"] == "drain"
         assert all(slots(run)[bundle] == "ok" for bundle in running)  # drained, not killed
         assert "not_run" in slots(run).values() and set(slots(run).values()) <= {"ok", "not_run"}
+
+
+def test_reprocess_modes_and_dry_run_on_the_workflow_directorys_own_config(serve, archives):
+    """`sheetfill serve` without --configfile reads config/config.yaml of its directory, like snakemake."""
+    (archives / "2025-09-29" / "hotpass-inputs-v1.zip").write_bytes(b"garbage")
+    service = serve(archives, own_config=True)
+    day = {"since": "2025-09-29", "until": "2025-09-29"}
+    report = service.restore / "outputs" / "2025-09-29--v2" / "bundle.json"
+
+    def run(**body) -> dict[str, str]:
+        answer = api.post("/api/v1/runs", json={**day, **body})
+        assert answer.status_code == 202, answer.text
+        return slots(wait_final(api, answer.json()["run_id"]))
+
+    with client(service) as api:
+        assert run(dry_run=True) == {"2025-09-29--v1": "planned", "2025-09-29--v2": "planned"}
+        assert not (service.restore / "outputs").exists()  # a dry run builds nothing
+        assert run() == {"2025-09-29--v1": "failed_processing", "2025-09-29--v2": "ok"}
+        built = report.stat().st_mtime_ns
+        assert run(reprocess="missing") == {"2025-09-29--v1": "skipped", "2025-09-29--v2": "skipped"}
+        assert run(reprocess="failed") == {"2025-09-29--v1": "failed_processing", "2025-09-29--v2": "skipped"}
+        assert report.stat().st_mtime_ns == built
+        assert run(reprocess="all") == {"2025-09-29--v1": "failed_processing", "2025-09-29--v2": "ok"}
+        assert report.stat().st_mtime_ns != built

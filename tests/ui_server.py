@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
 from conftest import REPO
 
 START_TIMEOUT = 60  # seconds for the server to answer /api/v1/health
@@ -27,16 +29,23 @@ def free_port() -> int:
 class Service:
     """One server over its own archive_root and restore_root; stop() ends it and its active runs."""
 
-    def __init__(self, base: Path, archives: Path, token: str | None = None, args: tuple[str, ...] = ()):
+    def __init__(
+        self, base: Path, archives: Path, token: str | None = None, args: tuple[str, ...] = (), own_config=False
+    ):
+        """own_config: the workflow directory's own config/config.yaml, and no --configfile."""
         self.base, self.archives, self.token = base, archives, token
         self.args = tuple(args)  # more `sheetfill serve` options, e.g. ("--cores", "1")
         self.workdir = base / "work"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if not (self.workdir / "config").exists():
-            (self.workdir / "config").symlink_to(REPO / "config")
         self.restore = base / "restore"
-        self.configfile = base / "service-config.yaml"
         config = {"archive_root": str(archives), "restore_root": str(self.restore)}
+        self.configfile, self.own_config = base / "service-config.yaml", own_config
+        if own_config:
+            shutil.copytree(REPO / "config", self.workdir / "config", dirs_exist_ok=True)
+            self.configfile = self.workdir / "config" / "config.yaml"
+            config = {**yaml.safe_load(self.configfile.read_text()), **config}
+        elif not (self.workdir / "config").exists():
+            (self.workdir / "config").symlink_to(REPO / "config")
         self.configfile.write_text(json.dumps(config))  # JSON is YAML
         self.port = free_port()
         self.process: subprocess.Popen | None = None
@@ -54,7 +63,7 @@ class Service:
         log = open(self.base / f"server-{self.starts}.log", "wb")  # noqa: SIM115 - kept for the process's life
         command = [sys.executable, "-m", "sheetfill.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [*command, "--configfile", str(self.configfile), *self.args],
+            [*command, *([] if self.own_config else ["--configfile", str(self.configfile)]), *self.args],
             cwd=self.workdir,
             env=env,
             stdout=log,
