@@ -213,6 +213,10 @@ def test_a_failing_bundle_shows_failed_with_its_error_and_log_then_retry_runs_on
     statuses = page.eval_on_selector_all("#runs tbody tr[data-run-id]", "rs => rs.map(r => r.dataset.status)")
     assert statuses == ["succeeded", "completed_with_failures"]
     assert "2025-09-29 … 2025-09-30" in page.inner_text("#runs tbody tr:nth-child(2)")
+    started_by = page.eval_on_selector_all(
+        "#runs tbody tr[data-run-id] td:last-child", "cs => cs.map(c => c.innerText)"
+    )
+    assert started_by == ["API (web UI or REST)"] * 2
     shoot(page, "runs", tmp_path)
 
 
