@@ -25,5 +25,5 @@ if os.environ.get("SHEETFILL_GATE_PRINT", "1") != "0":  # the CLI and API print 
     print(text, file=sys.stderr)
 report_from_gate(snakemake.params.bundles, ok)  # noqa: F821 - before any exit: failed runs are reported too
 if not ok:
-    sys.exit("sheetfill: some bundles failed (see the summary above and the data docs); exiting non-zero.")
+    sys.exit("sheetfill: some bundles failed (see the per-bundle summary and the data docs); exiting non-zero.")
 Path(snakemake.output[0]).write_text("passed\n")  # noqa: F821

@@ -194,8 +194,9 @@ def _logger_plugin_settings(progress: bool = False):
     plugin = importlib.import_module("snakemake_logger_plugin_sheetfill")
 
     LoggerPluginRegistry().register_plugin(plugin.__name__, plugin)
-    if progress:  # the default sinks plus the progress line
-        return plugin.LogHandlerSettings(sinks=",".join([*plugin.sink_names(plugin.LogHandlerSettings()), "progress"]))
+    if progress:  # the default sinks plus the progress line; RunResult.summary() ends with the docs' path
+        sinks = [name for name in plugin.sink_names(plugin.LogHandlerSettings()) if name != "docs"]
+        return plugin.LogHandlerSettings(sinks=",".join([*sinks, "progress"]))
     return plugin.LogHandlerSettings()
 
 

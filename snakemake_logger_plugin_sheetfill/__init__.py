@@ -1,8 +1,8 @@
 """sheetfill's Snakemake logger plugin (`--logger sheetfill`, enabled by the default execution profile).
 
-It turns Snakemake's log records into sheetfill RunEvents (convert.py) and hands them to sinks: the
-run ledger by default, others by name through `--logger-sheetfill-sinks` or SHEETFILL_SINKS. A sink
-module is imported only when its sink is used. It does nothing in dry runs and in job processes.
+It turns Snakemake's log records into sheetfill RunEvents (convert.py) and hands them to sinks: by
+default the run ledger, telemetry and the run's closing `data docs:` line; others by name through
+`--logger-sheetfill-sinks` or SHEETFILL_SINKS. A sink module is imported only when its sink is used. It does nothing in dry runs and in job processes.
 """
 
 import importlib
@@ -15,7 +15,7 @@ from typing import Optional
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 from snakemake_interface_logger_plugins.settings import LogHandlerSettingsBase
 
-DEFAULT_SINKS = "ledger,telemetry"
+DEFAULT_SINKS = "ledger,telemetry,docs"
 DEFAULT_HEARTBEAT_S = 5.0
 
 
@@ -30,7 +30,11 @@ SINK_FACTORIES = {
     # reports the runs the gate could not (docs/observability.md); exports only when OTEL_* ask for it
     "telemetry": lambda context: _load("sheetfill.telemetry.sink:TelemetrySink")(context),
     # the CLI's and API's one progress line, on stderr (sheetfill/runs/progress.py)
-    "progress": lambda context: _load("sheetfill.runs.progress:ProgressSink")(sys.stderr),
+    "progress": lambda context: _load("sheetfill.runs.progress:ProgressSink")(
+        sys.stderr, restore_root=context["restore_root"]
+    ),
+    # the run's last line on stderr: the path of the data docs it built
+    "docs": lambda context: _load("sheetfill.runs.progress:DocsPathSink")(sys.stderr, context["restore_root"]),
 }
 
 

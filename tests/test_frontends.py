@@ -70,6 +70,37 @@ def test_cli_backfill_exit_codes(archives, tmp_path):
     assert shown.returncode == 0 and "no cursor yet" in shown.stdout  # backfills never set it
 
 
+def test_cli_backfill_with_a_failing_bundle_prints_one_summary_failures_first_then_the_docs(archives, tmp_path):
+    (archives / "2025-09-30" / "hotpass-inputs-v1.zip").write_bytes(b"garbage")
+    restore = tmp_path / "r"
+    common = ["--archive-root", str(archives), "--restore-root", str(restore)]
+    done = cli("backfill", "--start-date", "2025-09-29", "--end-date", "2025-09-30", *common)
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    listed = [line.split()[:2] for line in lines if line.startswith("2025-")]
+    assert listed == [
+        ["2025-09-30--v1", "failed_processing"],
+        ["2025-09-29--v1", "ok"],
+        ["2025-09-29--v2", "ok"],
+        ["2025-09-30--v2", "ok"],
+    ]  # each bundle once: one summary, the failure first
+    assert lines[-2:] == ["1 of 4 bundles failed.", f"data docs: {restore / 'data-docs' / 'index.html'}"]
+    assert "run summary" not in done.stdout + done.stderr  # the gate's copy is not printed as well
+    progress = [line for line in done.stderr.splitlines() if line.startswith("sheetfill: ") and " jobs · " in line]
+    assert progress[-1].startswith("sheetfill: 6/7 jobs · 3 bundles done · 1 failed")  # the failed bundle is no "done"
+
+
+def test_a_plain_snakemake_run_ends_with_the_data_docs_path_failed_or_not(workflow):
+    docs_line = f"data docs: {workflow.restore / 'data-docs' / 'index.html'}"
+    done = workflow.run()
+    assert done.stderr.splitlines()[-1] == docs_line, done.stderr[-2000:]
+    (workflow.archives / "2025-10-01" / "hotpass-inputs-v2.zip").write_bytes(b"garbage")
+    failed = workflow.run(check=False, since="2025-10-01")
+    assert failed.returncode == 1
+    assert "At least one job did not complete successfully" in failed.stderr  # Snakemake's last words come first
+    assert failed.stderr.splitlines()[-1] == docs_line, failed.stderr[-2000:]
+
+
 def test_cli_sample_writes_archives_and_ground_truth(tmp_path):
     done = cli(
         "sample",

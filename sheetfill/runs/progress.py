@@ -1,16 +1,21 @@
 """One progress line for a run: jobs done / total, bundles done, failures, elapsed, ETA.
 
 A sink of the logger plugin (snakemake_logger_plugin_sheetfill, sink name "progress"): it sees only
-RunEvents. On a terminal the line is redrawn in place; in a log file or pipe it is printed at most
-every tenth of the run and on each failure, so a 10,000-bundle run writes tens of lines, not
-thousands.
+RunEvents, and reads a finished bundle's status from its bundle.json (a bundle that failed to process
+or failed validation is a successful job). On a terminal the line is redrawn in place; in a log file
+or pipe it is printed at most every tenth of the run and on each failure, so a 10,000-bundle run
+writes tens of lines, not thousands.
+
+DocsPathSink (sink name "docs") gives a run its last word: the path of the data docs it built.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from sheetfill.runs import events as ev
+from sheetfill.runs.recorder import bundle_summary
 
 
 def clock(seconds: float) -> str:
@@ -20,8 +25,9 @@ def clock(seconds: float) -> str:
 
 
 class ProgressSink:
-    def __init__(self, stream, now=time.monotonic):
+    def __init__(self, stream, now=time.monotonic, restore_root: str | None = None):
         self.stream = stream
+        self.restore_root = restore_root
         self.now = now
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.started = None
@@ -40,6 +46,10 @@ class ProgressSink:
             self.total = event.total
         elif event.kind == ev.JOB_FINISHED:
             self.done += 1
+            if event.bundle and self._failed_status(event):
+                self.failed.add(event.bundle)
+                self._show(force=True)
+                return
             if event.bundle:
                 self.bundles.add(event.bundle)
         elif event.kind == ev.JOB_ERROR:
@@ -58,6 +68,13 @@ class ProgressSink:
         else:
             return
         self._show()
+
+    def _failed_status(self, event: ev.RunEvent) -> bool:
+        """The bundle job ran to its end but recorded failed_processing or failed_validation."""
+        if event.rule != "bundle" or self.restore_root is None:
+            return False
+        summary = bundle_summary(self.restore_root, event.bundle) or {}
+        return summary.get("status", "ok") != "ok"
 
     def line(self) -> str:
         elapsed = self.now() - (self.started if self.started is not None else self.now())
@@ -95,3 +112,25 @@ class ProgressSink:
 
     def close(self) -> None:
         self._end_line()
+
+
+class DocsPathSink:
+    """Prints `data docs: <index.html>` when the run closes, after everything Snakemake prints, if the
+    run (re)built the data docs: a plain `snakemake` run then ends with their path, failed or not."""
+
+    def __init__(self, stream, restore_root: str, now=time.time):
+        self.stream = stream
+        self.index = Path(restore_root) / "data-docs" / "index.html"
+        self.started = now()
+
+    def handle(self, event: ev.RunEvent) -> None:
+        pass
+
+    def close(self) -> None:
+        try:
+            built = self.index.stat().st_mtime >= self.started
+        except OSError:
+            return  # no data docs: a run that failed or stopped before them
+        if built:
+            self.stream.write(f"data docs: {self.index}\n")
+            self.stream.flush()
