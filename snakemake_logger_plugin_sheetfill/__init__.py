@@ -2,7 +2,8 @@
 
 It turns Snakemake's log records into sheetfill RunEvents (convert.py) and hands them to sinks: by
 default the run ledger, telemetry and the run's closing `data docs:` line; others by name through
-`--logger-sheetfill-sinks` or SHEETFILL_SINKS. A sink module is imported only when its sink is used. It does nothing in dry runs and in job processes.
+`--logger-sheetfill-sinks` or SHEETFILL_SINKS. A sink module is imported only when its sink is used.
+It does nothing in dry runs and in job processes.
 """
 
 import importlib
