@@ -127,6 +127,10 @@ def test_run_succeeds_with_every_bundle_listed_and_its_events_streamed(serve, ar
         finished = {e["bundle"] for e in events if e["event"] == "job_finished" and e.get("rule") == "bundle"}
         assert finished == {"2025-09-29--v1", "2025-09-30--v1"}
         assert events[-1]["event"] == "run_finished" and events[-1]["status"] == "succeeded"
+        progress = [(e["done"], e["total"]) for e in events if e["event"] == "progress"]  # the plugin's, per job
+        jobs = len([e for e in events if e["event"] == "job_finished"])
+        assert progress == [(done, jobs) for done in range(1, jobs + 1)]
+        assert run["jobs_done"] == run["jobs_total"] == jobs
         middle = ids[len(ids) // 2]
         assert [e["id"] for e in sse(api, run_id, last_event_id=middle)] == [i for i in ids if i > middle]
         # the gate's run record carries the same run id
