@@ -264,6 +264,45 @@ def test_a_typo_in_a_shared_website_s_names_keeps_it_evidence(tmp_path):
     assert sorted(refine(tmp_path).records["source_count"].tolist()) == [1, 2]
 
 
+def merged_rows(folder) -> list[list[int]]:
+    """The worksheet rows of each record (row 2 is the first data row), sorted."""
+    records = refine(folder).records["source_rows"].tolist()
+    return sorted(sorted(row[2] for row in json.loads(rows)) for rows in records)
+
+
+def sacaa_names(folder, *names) -> None:
+    write_sacaa(folder, *([name, "", "", "", "", "", ""] for name in names))
+
+
+def test_a_leading_the_is_the_same_organisation_a_name_starting_with_theo_is_not(tmp_path):
+    sacaa_names(tmp_path, "The Flying Pig Aviation", "Flying Pig Aviation", "Theo Flight Academy", "Flight Academy")
+    assert merged_rows(tmp_path) == [[2, 3], [4], [5]]
+
+
+@pytest.mark.parametrize(
+    "trading",
+    ["Karoo Aviation (Pty) Ltd t/a Karoo Flyers", "Karoo Aviation T/A Karoo Flyers", "Karoo Aviation (Karoo Flyers)"],
+)
+def test_a_trading_name_after_t_a_or_in_brackets_is_the_same_organisation(tmp_path, trading):
+    sacaa_names(tmp_path, trading, "Karoo Aviation", "Alpha Aviation t/a Karoo Flyers")
+    assert merged_rows(tmp_path) == [[2, 3], [4]]  # a shared trading name alone links nothing
+
+
+def test_a_branch_in_brackets_is_the_same_organisation_another_name_with_that_branch_is_not(tmp_path):
+    sacaa_names(
+        tmp_path, "Acme Aviation (Lanseria)", "Acme Aviation (Durban)", "Acme Aviation", "Apex Helicopters (Lanseria)"
+    )
+    assert merged_rows(tmp_path) == [[2, 3, 4], [5]]
+
+
+def test_a_moved_space_is_a_typo_of_the_same_name_another_word_order_is_not(tmp_path):
+    # five names sort between the two spellings by words and by reversed words (more than the window
+    # of 4): only the space-free order brings them side by side
+    between = ["Durban Aviation", "East Rand Aviation", "Gold Aviation", "Hope Aviation", "Kestrel Aviation"]
+    sacaa_names(tmp_path, "Lowveld Condor Aviation", *between, "LowveldC ondor Aviation", "Condor Lowveld Aviation")
+    assert merged_rows(tmp_path) == [[2, 8], [3], [4], [5], [6], [7], [9]]
+
+
 def test_entity_resolution_stays_precise_on_a_2000_organisation_bundle(tmp_path):
     import datetime as dt
     import zipfile
