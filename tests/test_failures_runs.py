@@ -128,8 +128,11 @@ def test_permission_denied_is_named_for_an_archive_and_for_archive_root(workflow
     failed = workflow.status("2025-09-29--v1")
     assert failed["status"] == "failed_processing" and "permission denied" in failed["error"]
     assert "2025-09-29--v1" in failed["error"] and "hotpass-inputs-v1.zip" in failed["error"]
+    assert failed["members"] is None  # an archive nobody can open cannot be listed either, and says so
     assert workflow.status("2025-09-29--v2")["status"] == "ok"
     assert (workflow.restore / "data-docs" / "index.html").exists()
+    page = (workflow.restore / "data-docs" / "bundles" / "2025-09-29--v1.html").read_text()
+    assert "members could not be listed" in page
     assert list((workflow.restore / "outputs" / "runs").glob("*.json"))
 
     workflow.archives.chmod(0)

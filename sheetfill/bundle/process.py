@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from sheetfill import __version__
-from sheetfill.bundle.failure import account_members, failure_message
+from sheetfill.bundle.failure import account_members, failed_members, failure_message
 from sheetfill.bundle.restore import fresh_staging, restore_archive, sha256_file
 from sheetfill.errors import BundleError
 from sheetfill.runs.config import Limits
@@ -86,8 +86,13 @@ def process_bundle(job: BundleJob) -> dict:
             provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
         summary.update(_refine_and_validate(job, staging, provenance, clock, step))
         summary["members"] = account_members(provenance["members"], provenance.get("sources", []))
-    except Exception as exc:  # noqa: BLE001 - the job boundary: every failure becomes a record
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # the job boundary: every failure becomes a record, a Rust panic too
         summary.update(status="failed_processing", error=failure_message(job.bundle, step[0], exc))
+        summary.update(
+            failed_members(job.archive, job.restored, job.limits.max_members, provenance.get("sources"), step[0])
+        )
         _empty_staging(staging)
         job.restored.mkdir(parents=True, exist_ok=True)  # the declared output exists, empty
     provenance["finished"] = now()
@@ -97,7 +102,13 @@ def process_bundle(job: BundleJob) -> dict:
     except OSError as exc:  # a full disk: the record still fits in the room reserved for it
         summary.update(status="failed_processing", error=failure_message(job.bundle, "write", exc))
         _empty_staging(staging)
-    write_reserved(staging / "bundle.json", summary)
+    try:
+        write_reserved(staging / "bundle.json", summary)
+    except OSError:  # a full disk, and the members list outgrew the room reserved: the verdict still fits
+        write_reserved(
+            staging / "bundle.json",
+            {**summary, "members": None, "members_not_listed": len(summary.get("members") or [])},
+        )
     shutil.rmtree(job.outputs, ignore_errors=True)
     staging.rename(job.outputs)
     return summary

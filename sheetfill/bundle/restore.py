@@ -56,13 +56,39 @@ def _short(name: str, limit: int = 80) -> str:
     return name if len(name) <= limit else f"{name[: limit // 2]}…{name[-limit // 2 :]}"
 
 
+def _restored_name(info: zipfile.ZipInfo) -> str:
+    """The name a member gets on disk: '\\' → '/', './' and repeated '/' dropped."""
+    return PurePosixPath(info.filename.replace("\\", "/")).as_posix()
+
+
 def _duplicates(infos: list[zipfile.ZipInfo]) -> list[str]:
-    """Names that occur more than once (after '\\' → '/' and dropping './' and repeated '/')."""
+    """Names that occur more than once, as restored."""
     seen: dict[str, int] = {}
     for info in infos:
-        key = PurePosixPath(info.filename.replace("\\", "/")).as_posix()
+        key = _restored_name(info)
         seen[key] = seen.get(key, 0) + 1
     return sorted(name for name, count in seen.items() if count > 1)
+
+
+def list_members(archive: Path, dest: Path, limit: int) -> tuple[list[dict], int] | None:
+    """A failed bundle's file members (the first `limit`), each with the rule it breaks if any, and how
+    many more there are; None when the archive cannot even be listed (not a zip, unreadable)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            files = [i for i in zf.infolist() if not i.is_dir()]
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return None
+    twice = set(_duplicates(files))
+    listed = [
+        {
+            "name": i.filename,
+            "size": i.file_size,
+            "problem": _unsafe_reason(i, dest)
+            or ("is stored twice under the same name" if _restored_name(i) in twice else None),
+        }
+        for i in files[:limit]
+    ]
+    return listed, len(files) - len(listed)
 
 
 def check_members(archive: Path, zf: zipfile.ZipFile, limits: Limits, dest: Path) -> list[zipfile.ZipInfo]:

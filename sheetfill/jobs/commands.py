@@ -50,19 +50,33 @@ def run_bundle(args) -> int:
     Snakemake keeps it and the data docs and the gate run; 1 only when not even that could be written."""
     try:
         summary = _process(args)
-    except Exception as exc:  # noqa: BLE001 - the job boundary: outside process_bundle's own guard
-        from sheetfill.bundle.failure import failure_message, record_failure
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # the job boundary, outside process_bundle's own guard (a Rust panic too)
+        from sheetfill.bundle.failure import failed_members, failure_message, record_failure
 
         error = failure_message(args.bundle, "job", exc)
         print(error, file=sys.stderr)
         try:
-            record_failure(args.outputs, args.restored, args.bundle, error)
+            members = failed_members(args.archive, args.restored, _max_members(args), None, "job")
+            record_failure(args.outputs, args.restored, args.bundle, error, members)
         except OSError as again:
             print(f"{args.bundle}: could not record the failure either: {again}", file=sys.stderr)
             return 1
         return 0
     print(f"{summary['bundle']}: {summary['status']}" + (f" — {summary['error']}" if summary["error"] else ""))
     return 0
+
+
+def _max_members(args) -> int:
+    """How many members a failure record lists: limits.max_members, or the default when the limits
+    themselves are what failed."""
+    import json
+
+    try:
+        return int(json.loads(args.limits)["max_members"])
+    except (TypeError, ValueError, KeyError):
+        return 10_000
 
 
 def _process(args) -> dict:

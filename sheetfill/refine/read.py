@@ -262,9 +262,9 @@ def read_files(bundle_dir: Path, files: list[Path], profile_data: dict) -> list:
         relative = path.relative_to(bundle_dir).as_posix()
         try:
             return reader(path, relative, profile_data)
-        except BundleError:
+        except (BundleError, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:  # whatever a hostile file triggers, the message names the file
+        except BaseException as exc:  # whatever a hostile file triggers, a Rust panic in calamine too: name the file
             raise BundleError(f"member {relative!r} could not be read ({type(exc).__name__}: {exc})") from exc
 
     threads = min(len(files), READ_THREADS, usable_processes())
