@@ -74,11 +74,15 @@ def _facts(dag, job, workdir: Path) -> JobFacts:
     outputs = list(job.output)
     recorded = [persistence.metadata(f) for f in outputs]
     previous = next((m.input for m in recorded if m is not None and m.input), []) or []
+    # rerun-incomplete turns a killed run's marked outputs into forced files: name them incomplete
+    incomplete = list(reason.incomplete_output)
+    if reason.forced and job.rule not in dag.forcerules:
+        incomplete += dag.workflow.async_run(persistence.incomplete(job))
     return JobFacts(
         rule=job.rule.name,
-        forced=bool(reason.forced),
+        forced=bool(reason.forced) and (job.rule in dag.forcerules or not incomplete),
         missing=absolute(reason.missing_output),
-        incomplete=absolute(reason.incomplete_output),
+        incomplete=sorted(set(absolute(incomplete))),
         updated_inputs=absolute(reason.updated_input),
         input_set_changed=bool(reason.input_changed),
         previous_inputs=absolute(previous),

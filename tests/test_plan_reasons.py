@@ -7,12 +7,17 @@ a rule), and compares sheetfill's plan (sheetfill.dryrun, read from Snakemake's 
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO, Workflow, make_archives
+from test_workflow import wait_until_group_is_gone
 
 from sheetfill.dryrun import dry_run
 from sheetfill.runs import reasons
@@ -98,6 +103,37 @@ def test_changed_archive_bytes_and_missing_outputs_are_named_per_bundle(built):
         "2025-09-29--v1": reasons.ARCHIVE_CHANGED,
         "2025-09-30--v2": reasons.OUTPUTS_MISSING,
     }
+
+
+def kill_snakemake_while_a_bundle_job_runs(flow: CopiedWorkflow) -> None:
+    """kill -9 of Snakemake alone once a forced bundle job has started: the job runs to its end and
+    writes its outputs, but Snakemake never records it, so its incomplete marker stays."""
+    started = time.time()
+    logs = flow.restore / "logs" / "bundle"
+    markers = flow.workdir / ".snakemake" / "incomplete"
+    command = flow.command("--forcerun", "bundle", "--cores", "1")  # one job at a time: one in flight
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+
+    def job_running() -> bool:  # its shell has (re)written its log, and Snakemake has marked it
+        fresh = any(log.stat().st_mtime >= started for log in logs.glob("*.log"))
+        return fresh and markers.is_dir() and any(markers.rglob("*"))
+
+    while time.monotonic() < deadline and proc.poll() is None and not job_running():
+        time.sleep(0.02)
+    assert proc.poll() is None, "the forced run ended before a bundle job could be caught running"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_until_group_is_gone(proc.pid)
+
+
+def test_a_killed_runs_incomplete_outputs_are_named_as_such(built):
+    kill_snakemake_while_a_bundle_job_runs(built)
+    planned = built.plan_agrees()  # no --unlock needed: a dry run only warns about the stale lock
+    assert len(planned) == 1 and set(planned.values()) == {reasons.OUTPUTS_MISSING}
+    [bundle] = planned
+    [detail] = [b.detail for b in built.plan().would_build]
+    assert detail.startswith("incomplete: ") and str(built.outputs(bundle)) in detail
 
 
 def test_a_touched_but_identical_archive_is_not_a_reason(built):
