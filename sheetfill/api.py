@@ -54,6 +54,8 @@ class RunResult:
         lines = [f"{b.bundle:<28} {b.status:<18} {b.reason or b.error or ''}".rstrip() for b in ordered]
         if self.failed:
             lines.append(f"{len(self.failed)} of {len(self.bundles)} bundles failed.")
+        if self.run_id:
+            lines.append(f"run {self.run_id} (details: sheetfill runs show {self.run_id})")
         if self.docs is not None:
             lines.append(f"data docs: {self.docs}")
         return "\n".join(lines)

@@ -3,9 +3,12 @@
 import json
 import logging
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
+from conftest import REPO
 
 import sheetfill
 from sheetfill.runs.ledger import Ledger, ledger_path
@@ -64,7 +67,7 @@ def test_plain_snakemake_run_is_recorded_under_the_gates_run_id(workflow, archiv
     assert first.returncode != 0
     workflow.run(since="2025-09-29", until="2025-09-29")  # the next run: nothing to do
     (run, slots, events), (again, again_slots, _) = _ledger_runs(workflow.restore)
-    assert f"sheetfill run {run['id']}" in first.stderr  # the gate's summary (its record is deleted: it failed)
+    assert f"sheetfill run {run['id']}" in first.stderr  # the gate's summary
     assert run["status"] == "completed_with_failures" and run["kind"] == "backfill" and run["origin"] == "snakemake"
     assert {s["bundle"]: s["status"] for s in slots} == {
         "2025-09-29--v1": "ok",
@@ -130,3 +133,23 @@ def test_plugin_reads_job_records_in_either_order_and_under_either_field_name():
     nothing = Converter("r2")
     assert [e.total for e in nothing.convert(_record("Nothing to be done (all requested files are present)."))] == [0]
     assert nothing.finished().ok
+
+
+@pytest.mark.slow
+def test_cli_backfill_records_its_run_under_the_id_it_prints(archives, tmp_path):
+    restore = tmp_path / "restore"
+    where = ["--archive-root", str(archives), "--restore-root", str(restore)]
+    done = subprocess.run(
+        [sys.executable, "-m", "sheetfill.cli", "backfill", "--start-date", "2025-10-01", "--version", "v2", *where],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [(run, slots, _)] = _ledger_runs(restore)
+    assert (run["origin"], run["kind"], run["status"]) == ("cli", "backfill", "succeeded")
+    assert [(s["bundle"], s["status"]) for s in slots] == [("2025-10-01--v2", "ok")]
+    assert f"run {run['id']} (details: sheetfill runs show {run['id']})" in done.stdout
+    record = json.loads((restore / "outputs" / "runs" / "2025-10-01_newest_v2.json").read_text())
+    assert record["run_id"] == run["id"]
