@@ -122,16 +122,21 @@ def test_bundles_of_an_earlier_run_count_as_skipped(sample):
     assert [s.name for s in receiver.spans()] == ["sheetfill.run"]
 
 
-def strict_profile(tmp_path, built: dict[str, dict]):
-    """The aviation profile plus an expectation that only the bigger half of the bundles meet."""
+def profile_with(tmp_path, *expectations: dict) -> str:
+    """The aviation profile plus these expectations, in a file named strict.yaml (profile label `strict`)."""
     from sheetfill.bundle.profiles import resolve_profile_path
 
-    records = sorted(s["counts"]["records_out"] for s in built.values())
     profile = yaml.safe_load(resolve_profile_path("aviation").read_text())
-    profile["expectations"].append({"name": "enough_records", "check": "row_count", "min": records[3]})
+    profile["expectations"].extend(expectations)
     path = tmp_path / "strict.yaml"
     path.write_text(yaml.safe_dump(profile))
     return str(path)
+
+
+def strict_profile(tmp_path, built: dict[str, dict]):
+    """The aviation profile plus an expectation that only the bigger half of the bundles meet."""
+    records = sorted(s["counts"]["records_out"] for s in built.values())
+    return profile_with(tmp_path, {"name": "enough_records", "check": "row_count", "min": records[3]})
 
 
 def test_validation_failing_run_still_flushes_metrics_with_its_exit_code(sample, tmp_path):
@@ -153,18 +158,90 @@ def test_validation_failing_run_still_flushes_metrics_with_its_exit_code(sample,
     assert failing and all("expectations failed" in s.status.message for s in failing)
 
 
-def test_a_silent_collector_never_fails_the_run(sample):
-    silent = socket.socket()  # accepts connections (backlog) and never answers
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)
-    try:
-        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        done = run(sample, endpoint, extra_env={"OTEL_EXPORTER_OTLP_TIMEOUT": "1"}, until="2025-09-29")
-    finally:
-        silent.close()
+@pytest.fixture(params=["silent", "refused"])
+def unreachable_collector(request):
+    """An OTLP endpoint on 127.0.0.1 that never answers: a socket that accepts connections (into its
+    backlog) and stays silent, or a free port with nothing listening, where connections are refused."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    if request.param == "silent":
+        server.listen(16)
+    else:
+        server.close()
+    yield endpoint
+    server.close()
+
+
+def timed_run(*args, **kwargs) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    done = run(*args, **kwargs)
+    return done, time.monotonic() - started
+
+
+def test_an_unreachable_collector_neither_fails_nor_holds_up_the_run(sample, unreachable_collector):
+    export_timeout = 1  # OTEL_EXPORTER_OTLP_TIMEOUT, seconds: metrics and traces are exported in parallel
+    slack = 20  # a bound on behaviour (an export retrying or hanging past its timeout), not a speed target
+    reference, reference_wall = timed_run(sample, None, until="2025-09-29")  # the same run, telemetry unset
+    assert reference.returncode == 0, reference.stderr
+    shutil.rmtree(sample.restore)
+    env = {"OTEL_EXPORTER_OTLP_TIMEOUT": str(export_timeout)}
+    done, wall = timed_run(sample, unreachable_collector, extra_env=env, until="2025-09-29")
     assert done.returncode == 0, done.stderr
     assert "sheetfill: telemetry: metrics NOT exported, traces NOT exported" in done.stderr
     assert {s["status"] for s in summaries(sample).values()} == {"ok"}
+    assert wall <= reference_wall + export_timeout + slack, (wall, reference_wall)
+
+
+def test_otel_metrics_exporter_none_and_resource_attributes(sample):
+    """OTEL_METRICS_EXPORTER=none exports the traces alone; OTEL_RESOURCE_ATTRIBUTES reach both signals'
+    resource and win over sheetfill's defaults (service.instance.id); OTEL_TRACES_EXPORTER=none the converse."""
+    given = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci,service.instance.id=ci-runner-7"}
+    with Receiver() as receiver:
+        only_traces = {**given, "OTEL_METRICS_EXPORTER": "none"}
+        traces_only = run(sample, receiver.endpoint, extra_env=only_traces, until="2025-09-29")
+        assert traces_only.returncode == 0, traces_only.stderr
+        assert receiver.requests["/v1/metrics"] == [] and len(receiver.requests["/v1/traces"]) == 1
+        built = summaries(sample)
+        spans = receiver.spans()
+        only_metrics = {**given, "OTEL_TRACES_EXPORTER": "none"}  # the gate again: the bundles count as skipped
+        metrics_only = run(sample, receiver.endpoint, "--forcerun", "gate", extra_env=only_metrics, until="2025-09-29")
+    assert metrics_only.returncode == 0, metrics_only.stderr
+    assert "sheetfill: telemetry: traces exported" in traces_only.stderr
+    assert "sheetfill: telemetry: metrics exported" in metrics_only.stderr
+    assert len(receiver.requests["/v1/metrics"]) == 1 and len(receiver.requests["/v1/traces"]) == 1
+    assert {attributes(s)["sheetfill.bundle"] for s in spans if s.name == "sheetfill.bundle"} == set(built)
+    assert total(receiver.metrics()["sheetfill.bundles"], status="skipped") == len(built)
+    resources = receiver.resources()  # one per request
+    assert len(resources) == 2
+    for resource in resources:
+        assert resource["deployment.environment"] == "ci" and resource["service.instance.id"] == "ci-runner-7"
+        assert resource["service.name"] == "sheetfill"
+
+
+def test_the_bundle_span_and_ledger_row_carry_the_jobs_threads_and_memory(sample):
+    """A local run: the threads and the mem_mb Snakemake gives each bundle job are its task metadata."""
+    from sheetfill.runs.ledger import Ledger
+
+    resources = ("--set-threads", "bundle=2", "--set-resources", "bundle:mem_mb=1500")
+    with Receiver() as receiver:
+        done = run(sample, receiver.endpoint, *resources, until="2025-09-29")
+    assert done.returncode == 0, done.stderr
+    spans = [s for s in receiver.spans() if s.name == "sheetfill.bundle"]
+    assert {attributes(s)["sheetfill.bundle"] for s in spans} == set(summaries(sample)) and len(spans) == 2
+    for span in spans:
+        task = attributes(span)
+        assert (task["sheetfill.task.threads"], task["sheetfill.task.memory_mb"]) == (2, 1500)
+        assert task["host.name"] == socket.gethostname()
+    (run_id,) = {attributes(s)["sheetfill.run_id"] for s in receiver.spans() if s.name == "sheetfill.run"}
+    ledger = Ledger.for_root(sample.restore)
+    try:
+        slots = ledger.slots(run_id)
+    finally:
+        ledger.close()
+    assert sorted((s["bundle"], s["threads"], s["memory_mb"]) for s in slots) == [
+        (bundle, 2, 1500) for bundle in sorted(summaries(sample))
+    ]
 
 
 def test_telemetry_off_imports_no_opentelemetry(tmp_path):
@@ -204,12 +281,17 @@ print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
 
 
 def test_metrics_endpoint_of_the_service_after_a_real_run(sample, tmp_path):
+    """A run of the service whose bundles each miss two expectations: every figure of /metrics, checked
+    against the ledger and the bundles' bundle.json."""
     from prometheus_client.parser import text_string_to_metric_families
     from ui_server import Service
 
     from sheetfill.runs.ledger import Ledger
 
     service = Service(tmp_path / "service", sample.archives, token="s3cret")
+    unmet = [{"name": f"at_most_{n}_records", "check": "row_count", "max": n} for n in (1, 2)]
+    config = {**json.loads(service.configfile.read_text()), "profile": profile_with(tmp_path, *unmet)}
+    service.configfile.write_text(json.dumps(config))
     service.start()
     try:
         status, body = service.api("POST", "/api/v1/runs", {"since": "2025-09-29", "until": "2025-09-30"})
@@ -219,7 +301,7 @@ def test_metrics_endpoint_of_the_service_after_a_real_run(sample, tmp_path):
             if run_status not in ("queued", "running", "cancelling"):
                 break
             time.sleep(0.5)
-        assert run_status == "succeeded"
+        assert run_status == "completed_with_failures"
 
         request = urllib.request.Request(service.url("/metrics"), headers={"Authorization": "Bearer s3cret"})
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -236,16 +318,28 @@ def test_metrics_endpoint_of_the_service_after_a_real_run(sample, tmp_path):
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             samples.setdefault(s.name, []).append(s)
-    assert [s.value for s in samples["sheetfill_runs"] if s.labels["status"] == "succeeded"] == [1]
+    assert [s.value for s in samples["sheetfill_runs"] if s.labels["status"] == "completed_with_failures"] == [1]
     assert [s.value for s in samples["sheetfill_queue_length"]] == [0]
-    slots = Ledger.for_root(service.restore).slots(body["run_id"])
-    ok = [s for s in slots if s["status"] == "ok"]
-    assert len(ok) == 4 and all(s["host"] == socket.gethostname() and s["threads"] == 1 for s in ok)
-    assert sum(s.value for s in samples["sheetfill_bundles_total"] if s.labels["status"] == "ok") == len(ok)
-    assert sum(s.value for s in samples["sheetfill_rows_in_total"]) == sum(s["rows_in"] for s in ok)
-    counts = [s for s in samples["sheetfill_bundle_duration_seconds_count"] if s.labels["status"] == "ok"]
-    assert sum(s.value for s in counts) == len(ok)
-    assert {s.labels["kind"] for s in counts} == {"backfill"} and {s.labels["profile"] for s in counts} == {"aviation"}
+    ledger = Ledger.for_root(service.restore)
+    try:
+        slots, ledger_run = ledger.slots(body["run_id"]), ledger.run(body["run_id"])
+    finally:
+        ledger.close()
+    assert len(slots) == 4 and {s["status"] for s in slots} == {"failed_validation"}
+    assert all(s["host"] == socket.gethostname() and s["threads"] == 1 for s in slots)
+    assert sum(s.value for s in samples["sheetfill_bundles_total"] if s.labels["status"] == "failed_validation") == 4
+    assert sum(s.value for s in samples["sheetfill_rows_in_total"]) == sum(s["rows_in"] for s in slots)
+    outputs = service.restore / "outputs"
+    unmet_counts = [read_summary(outputs / s["bundle"])["validation"]["failed"] for s in slots]
+    assert unmet_counts == [2] * 4  # the two added expectations, nothing else
+    assert sum(s.value for s in samples["sheetfill_expectations_failed_total"]) == sum(unmet_counts)
+    counts = samples["sheetfill_bundle_duration_seconds_count"]
+    assert sum(s.value for s in counts) == len(slots)
+    assert {s.labels["kind"] for s in counts} == {"backfill"} and {s.labels["profile"] for s in counts} == {"strict"}
+    (runs,) = samples["sheetfill_run_duration_seconds_count"]
+    assert runs.value == 1 and runs.labels == {"kind": "backfill", "profile": "strict", "status": "failed"}
+    (seconds,) = samples["sheetfill_run_duration_seconds_sum"]
+    assert seconds.value == pytest.approx(ledger_run["finished"] - ledger_run["started"])
 
 
 def test_an_interrupted_run_is_reported_by_the_logger_plugin_sink(sample):

@@ -8,6 +8,7 @@ metrics carry the names the OpenTelemetry export gets in Prometheus (docs/observ
 from __future__ import annotations
 
 import hmac
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -16,17 +17,26 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from sheetfill.runs.ledger import ACTIVE, RUN_STATUSES, ledger_path
+from sheetfill.runs.ledger import ACTIVE, FINAL, RUN_STATUSES, ledger_path
 from sheetfill.telemetry import DURATION_BUCKETS
 
 router = APIRouter()
 BUNDLE_LABELS = ["kind", "profile", "version", "status"]
 BUNDLE_ROWS = """
 SELECT r.kind AS kind, substr(b.bundle, instr(b.bundle, '--') + 2) AS version, b.status AS status,
-       b.duration_s AS duration, b.rows_in AS rows_in, b.records_out AS records_out
+       b.duration_s AS duration, b.rows_in AS rows_in, b.records_out AS records_out, b.error AS error
 FROM bundles b JOIN runs r ON r.id = b.run_id
 WHERE b.status IN ('ok', 'failed_validation', 'failed_processing', 'skipped')
 """
+# Runs that ended, as the OpenTelemetry export reports them (dry runs export nothing)
+RUN_ROWS = f"""
+SELECT kind, status, finished - started FROM runs
+WHERE status IN ({", ".join(f"'{status}'" for status in FINAL)}) AND started IS NOT NULL AND finished IS NOT NULL
+  AND NOT dry_run
+"""
+# The ledger keeps a failed_validation slot's count in its error, "N of M expectations failed"
+# (sheetfill.runs.recorder); an ok bundle met every expectation, a failed_processing one was not validated.
+FAILED_EXPECTATIONS = re.compile(r"(\d+) of \S+ expectations failed")
 
 
 class LedgerCollector:
@@ -37,6 +47,7 @@ class LedgerCollector:
 
     def collect(self):
         yield from self.run_metrics()
+        yield self.run_durations()
         yield from self.bundle_metrics()
 
     def run_metrics(self):
@@ -56,21 +67,38 @@ class LedgerCollector:
         yield GaugeMetricFamily("sheetfill_active_run_jobs_done", "Jobs done in the active run", value=done or 0)
         yield GaugeMetricFamily("sheetfill_active_run_jobs_total", "Jobs planned in the active run", value=total or 0)
 
+    def run_durations(self):
+        """sheetfill.run.duration: status ok for a succeeded run, failed for any other end, as exported."""
+        groups: dict[tuple, list] = {}
+        for kind, status, seconds in self.db.execute(RUN_ROWS):
+            key = (kind or "", self.profile, "ok" if status == "succeeded" else "failed")
+            groups.setdefault(key, []).append(max(0.0, seconds))
+        family = HistogramMetricFamily(
+            "sheetfill_run_duration_seconds", "Wall time of a run", labels=["kind", "profile", "status"]
+        )
+        for key, durations in sorted(groups.items()):
+            family.add_metric(list(key), cumulative_buckets(durations), sum(durations))
+        return family
+
     def bundle_metrics(self):
         groups: dict[tuple, dict] = {}
-        for kind, version, status, duration, rows_in, records_out in self.db.execute(BUNDLE_ROWS):
+        for kind, version, status, duration, rows_in, records_out, error in self.db.execute(BUNDLE_ROWS):
             key = (kind or "", self.profile, version, status)
-            group = groups.setdefault(key, {"n": 0, "rows": 0, "records": 0, "durations": []})
+            group = groups.setdefault(key, {"n": 0, "rows": 0, "records": 0, "expectations": 0, "durations": []})
             group["n"] += 1
             if status != "skipped":  # as in the OpenTelemetry export: only bundles built count their figures
                 group["rows"] += rows_in or 0
                 group["records"] += records_out or 0
+                group["expectations"] += expectations_failed(status, error)
                 if duration is not None:
                     group["durations"].append(duration)
         families = {
             "n": CounterMetricFamily("sheetfill_bundles", "Bundles by status", labels=BUNDLE_LABELS),
             "rows": CounterMetricFamily("sheetfill_rows_in", "Source rows read", labels=BUNDLE_LABELS),
             "records": CounterMetricFamily("sheetfill_records_out", "Records written", labels=BUNDLE_LABELS),
+            "expectations": CounterMetricFamily(
+                "sheetfill_expectations_failed", "Failed expectations", labels=BUNDLE_LABELS
+            ),
         }
         durations = HistogramMetricFamily(
             "sheetfill_bundle_duration_seconds", "Wall time of a bundle job", labels=BUNDLE_LABELS
@@ -82,6 +110,11 @@ class LedgerCollector:
                 durations.add_metric(list(key), cumulative_buckets(group["durations"]), sum(group["durations"]))
         yield from families.values()
         yield durations
+
+
+def expectations_failed(status: str, error: str | None) -> int:
+    found = FAILED_EXPECTATIONS.match(error or "") if status == "failed_validation" else None
+    return int(found[1]) if found else 0
 
 
 def cumulative_buckets(values: list[float]) -> list[tuple[str, int]]:

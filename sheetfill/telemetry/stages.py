@@ -54,10 +54,11 @@ class _Stage:
 
 
 def memory_asked_mb() -> int | None:
-    """The memory the job was granted: SLURM's allocation; local jobs ask for none."""
-    per_node = os.environ.get("SLURM_MEM_PER_NODE")
-    if per_node and per_node.isdigit():
-        return int(per_node)
+    """The memory the job asked for: its Snakemake `mem_mb` resource, which the bundle rule hands over as
+    SHEETFILL_MEMORY_MB (on SLURM the allocation is a whole group's), else SLURM's allocation."""
+    for given in (os.environ.get("SHEETFILL_MEMORY_MB"), os.environ.get("SLURM_MEM_PER_NODE")):
+        if given and given.isdigit():
+            return int(given)
     per_cpu, cpus = os.environ.get("SLURM_MEM_PER_CPU"), os.environ.get("SLURM_CPUS_ON_NODE", "1")
     if per_cpu and per_cpu.isdigit() and cpus.isdigit():
         return int(per_cpu) * int(cpus)

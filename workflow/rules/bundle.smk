@@ -21,8 +21,12 @@ rule bundle:
         "../../envs/sheetfill.yaml"
     # one core per bundle; `--set-threads bundle=N` lets one big bundle read and normalise on N
     threads: 1
+    # the memory a bundle job asks (sized in docs/hpc.md; `--set-resources bundle:mem_mb=N`), declared here
+    # because the command hands it to the job as task metadata and Snakemake cannot format an absent one
+    resources:
+        mem_mb=1000,
     shell:
-        f"SHEETFILL_PROCESSES={{threads}} "
+        f"SHEETFILL_PROCESSES={{threads}} SHEETFILL_MEMORY_MB={{resources.mem_mb}} "
         f"{JOB} bundle --archive {{input.archive:q}} --bundle {{wildcards.date}}--{{wildcards.version:q}} "
         f"--restored {{output.restored:q}} --outputs {{output.refined:q}} --profile {{input.profile:q}} "
         f"--history {HISTORY} > {{log:q}} 2>&1"
