@@ -184,6 +184,8 @@ def test_hostile_archives_fail_alone_with_a_record_and_everything_else_is_built(
         theta["orgs.xlsx"] == "not read: the bundle failed at refine (see its error)"
         and "not a spreadsheet" in theta["notes.txt"]
     )
+    # its restored copy is dropped (Snakemake's own timestamp file aside)
+    assert {p.name for p in (workflow.restore / "2025-10-03--v1").iterdir()} <= {".snakemake_timestamp"}
     log = (workflow.restore / "logs" / "bundle" / "2025-10-03--v1.log").read_text()
     assert "PanicException" in log and "Traceback" in log  # enough to report the bug upstream
     good = [b for b in (p.name for p in (workflow.restore / "outputs").iterdir()) if "--" in b and b not in cases]

@@ -59,8 +59,8 @@ def process_bundle(job: BundleJob) -> dict:
     """Build job.outputs for one bundle; return the bundle.json summary.
 
     Any exception inside becomes a failed_processing record (sheetfill.bundle.failure); the staged
-    outputs of a failed bundle are dropped before its record is written, so that a full disk has
-    room for the record and the log.
+    outputs and the restored copy of a failed bundle are dropped before its record is written, so
+    that a full disk has room for the record, the log and the other bundles.
     """
     started = now()
     clock = StageClock()  # stage timings and task metadata, for telemetry and the ledger (provenance "job")
@@ -94,6 +94,7 @@ def process_bundle(job: BundleJob) -> dict:
             failed_members(job.archive, job.restored, job.limits.max_members, provenance.get("sources"), step[0])
         )
         _empty_staging(staging)
+        shutil.rmtree(job.restored, ignore_errors=True)  # a copy of the archive: room for other bundles
         job.restored.mkdir(parents=True, exist_ok=True)  # the declared output exists, empty
     provenance["finished"] = now()
     provenance["job"] = clock.record()
