@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS bundles (
     run_id TEXT NOT NULL, bundle TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
     started REAL, finished REAL, duration_s REAL, rows_in INTEGER, records_out INTEGER, error TEXT,
     updated REAL, threads INTEGER, memory_mb INTEGER, host TEXT, slurm_job_id TEXT, mode TEXT,
-    PRIMARY KEY (run_id, bundle)
+    expectations_failed INTEGER, PRIMARY KEY (run_id, bundle)
 );
 CREATE INDEX IF NOT EXISTS bundles_by_bundle ON bundles (bundle, updated);
 CREATE TABLE IF NOT EXISTS events (
@@ -51,8 +51,11 @@ RUN_FIELDS = (
 ).split()
 # the bundle job's task metadata (bundle.json "job.task", sheetfill.telemetry.stages)
 TASK_FIELDS = "threads memory_mb host slurm_job_id mode".split()
-TASK_TYPES = {"threads": "INTEGER", "memory_mb": "INTEGER"}
-SLOT_FIELDS = "status reason started finished duration_s rows_in records_out error".split() + TASK_FIELDS
+# columns added after the first ledgers were written: older files get them on opening
+ADDED_COLUMNS = {"threads": "INTEGER", "memory_mb": "INTEGER", "host": "TEXT", "slurm_job_id": "TEXT"}
+ADDED_COLUMNS |= {"mode": "TEXT", "expectations_failed": "INTEGER"}
+SLOT_FIELDS = "status reason started finished duration_s rows_in records_out expectations_failed error".split()
+SLOT_FIELDS += TASK_FIELDS
 JSON_FIELDS = ("versions", "request")
 
 
@@ -71,15 +74,15 @@ class Ledger:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-            self._add_task_columns()
+            self._add_columns()
             self._columns = self._create_latest()
 
-    def _add_task_columns(self) -> None:
-        """Ledgers written before the task metadata columns existed get them (empty for old rows)."""
+    def _add_columns(self) -> None:
+        """Ledgers written before a column existed get it (empty for old rows)."""
         have = {row["name"] for row in self._db.execute("PRAGMA table_info(bundles)")}
-        for name in TASK_FIELDS:
+        for name, kind in ADDED_COLUMNS.items():
             if name not in have:
-                self._db.execute(f"ALTER TABLE bundles ADD COLUMN {name} {TASK_TYPES.get(name, 'TEXT')}")
+                self._db.execute(f"ALTER TABLE bundles ADD COLUMN {name} {kind}")
 
     def _create_latest(self) -> list[str]:
         """The `latest` table: one row per bundle, kept up to date on every slot write (GET /bundles reads it).

@@ -119,7 +119,10 @@ class LedgerSink:
         error = summary.get("error") or _validation_error(summary)
         task = job_record(self.root / "outputs" / event.bundle).get("task") or {}
         task = {key: task.get(key) for key in TASK_FIELDS}
-        self._finish_slot(event, status, error, counts.get("rows_in"), counts.get("records_out"), **task)
+        failed = (summary.get("validation") or {}).get("failed") if status == "failed_validation" else 0
+        self._finish_slot(
+            event, status, error, counts.get("rows_in"), counts.get("records_out"), expectations_failed=failed, **task
+        )
         return status
 
     def _on_job_error(self, event: RunEvent) -> None:
