@@ -167,7 +167,9 @@ def test_website_canonical_form(raw, expected):
     assert (result.value, result.invalid) == (expected, False)
 
 
-@pytest.mark.parametrize("raw", ["info@acme.co.za", "nope", "http://", "acme .co.za", "ftp://acme.co.za"])
+@pytest.mark.parametrize(
+    "raw", ["info@acme.co.za", "nope", "http://", "acme .co.za", "ftp://acme.co.za", "www.acme[.com", "http://[bad"]
+)
 def test_invalid_website_flagged(raw):
     assert normalise_website(raw).invalid
 

@@ -224,7 +224,10 @@ def normalise_website(text: str) -> Normalised:
     first = URL_SEPARATORS.split(text.strip())[0]
     if "@" in first and "://" not in first:
         return Normalised(None, (), True)
-    parts = urlsplit(first if "://" in first else f"https://{first}")
+    try:
+        parts = urlsplit(first if "://" in first else f"https://{first}")
+    except ValueError:  # a stray bracket reads as a broken IPv6 address: an invalid website, not a crash
+        return Normalised(None, (), True)
     host = (parts.hostname or "").rstrip(".")
     if host.startswith("www."):
         host = host[4:]
