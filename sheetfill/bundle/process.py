@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from sheetfill import __version__
+from sheetfill.bundle import reserve
 from sheetfill.bundle.failure import account_members, failed_members, failure_message
 from sheetfill.bundle.restore import fresh_staging, restore_archive, sha256_file
 from sheetfill.errors import BundleError
@@ -79,8 +80,7 @@ def process_bundle(job: BundleJob) -> dict:
     }
     step = ["restore"]  # the stage running now, named in the error
     try:
-        staging.mkdir(parents=True)
-        reserve(staging / "bundle.json")
+        make_staging(staging, job.outputs.parent.parent)
         provenance["archive"] = _archive_facts(job.archive, job.bundle)
         with clock.stage("restore"):
             provenance["members"] = restore_archive(job.archive, job.restored, job.limits)
@@ -115,15 +115,19 @@ def process_bundle(job: BundleJob) -> dict:
     return summary
 
 
-RECORD_RESERVE = 64 * 1024  # bytes kept for bundle.json from the start: a full disk cannot stop the record
-
-
-def reserve(path: Path) -> None:
-    with open(path, "wb") as handle:
-        try:
-            os.posix_fallocate(handle.fileno(), 0, RECORD_RESERVE)
-        except OSError:  # no room even now, or a file system without fallocate: the write may still fit
-            pass
+def make_staging(staging: Path, restore_root: Path) -> None:
+    """The staging folder, with room for bundle.json allocated from the start so that a full disk
+    cannot stop the record; on a disk already full, a folder of the run's reserve pool instead."""
+    try:
+        staging.mkdir(parents=True)
+        if reserve.allocate(staging / "bundle.json"):
+            return
+        (staging / "bundle.json").unlink()
+        staging.rmdir()
+    except OSError:
+        pass
+    if not reserve.take(restore_root, "record", staging):
+        staging.mkdir(parents=True, exist_ok=True)  # no slot left: the record may still fit
 
 
 def write_reserved(path: Path, payload) -> None:

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] != ["bundle"]:
         return _run(argv)
-    reserved = reserve_log()
+    reserved = reserve_log(argv)
     try:
         return _run(argv)
     finally:
@@ -38,7 +38,7 @@ def _run(argv: list[str]) -> int:
 LOG_RESERVE = 16 * 1024  # room kept in the job's log for its error, even on a full disk
 
 
-def reserve_log() -> bool:
+def reserve_log(argv: list[str]) -> bool:
     """Allocate room in the job's log (stdout, a fresh file from `> log`) before the job runs, so
     that a full disk cannot leave a failed job with an empty log; release_log trims it back."""
     import os
@@ -46,10 +46,35 @@ def reserve_log() -> bool:
     try:
         if os.lseek(1, 0, os.SEEK_CUR) != 0:
             return False
+    except OSError:  # not a regular file: a terminal, a pipe
+        return False
+    try:
         os.posix_fallocate(1, 0, LOG_RESERVE)
         return True
-    except OSError:  # not a regular file (a terminal, a pipe) or no room even now
+    except OSError:  # no room even now: another job has just filled the disk
+        return log_from_pool(argv)
+
+
+def log_from_pool(argv: list[str]) -> bool:
+    """A log file of the run's reserve pool (sheetfill.bundle.reserve) takes the place of the job's
+    log, and stdout (and stderr, when it is the same file) write into its allocated room."""
+    import os
+
+    from sheetfill.bundle import reserve
+
+    outputs = argv[argv.index("--outputs") + 1] if "--outputs" in argv[:-1] else None
+    try:
+        log = os.readlink("/proc/self/fd/1")
+        same = os.path.samestat(os.fstat(1), os.fstat(2))
+        if outputs is None or not reserve.take(os.path.dirname(os.path.dirname(outputs)), "log", log):
+            return False
+        taken = os.open(log, os.O_WRONLY)
+    except OSError:
         return False
+    for stream in (1, 2) if same else (1,):
+        os.dup2(taken, stream)
+    os.close(taken)
+    return True
 
 
 def release_log() -> None:

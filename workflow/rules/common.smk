@@ -175,7 +175,9 @@ RUN_LOCK = []  # the restore_root lock this run holds, released when the run end
 
 def hold_restore_root():
     """One active run per restore_root (sheetfill.runs.lock), taken only when jobs will run (not
-    for -n); then sweep what killed runs left there. A held lock stops the run before any job."""
+    for -n); then sweep what killed runs left there, and top up the disk room kept for jobs that
+    start on a full disk (sheetfill.bundle.reserve). A held lock stops the run before any job."""
+    from sheetfill.bundle.reserve import fill_pool
     from sheetfill.runs.lock import RunLocked, acquire
     from sheetfill.runs.sweep import sweep_staging
 
@@ -186,6 +188,7 @@ def hold_restore_root():
     except OSError as error:
         raise WorkflowError(f"sheetfill: cannot lock restore_root {RESTORE_ROOT}: {error}") from None
     sweep_staging(RESTORE_ROOT)
+    fill_pool(RESTORE_ROOT)
 
 
 def release_restore_root():
