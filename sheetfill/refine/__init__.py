@@ -103,9 +103,10 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
     timings["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    rows = normalise_rows(raw, profile.data, consume=True)
+    value_codes = {}  # the normalised columns' value codes, computed on the way: not factorised again
+    rows = normalise_rows(raw, profile.data, consume=True, value_codes=value_codes)
     del raw  # the raw text is not needed again: free it before resolving
-    codes = compact_text(rows)
+    codes = compact_text(rows, value_codes)
     if len(rows) > BIG_BUNDLE_ROWS:
         release_free_memory()
     timings["normalise"] = time.perf_counter() - started
