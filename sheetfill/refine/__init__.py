@@ -103,10 +103,9 @@ def _refine_bundle(bundle_dir, profile) -> RefineResult:
     timings["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    value_codes = {}  # the normalised columns' value codes, computed on the way: not factorised again
-    rows = normalise_rows(raw, profile.data, consume=True, value_codes=value_codes)
+    rows = normalise_rows(raw, profile.data, consume=True)
     del raw  # the raw text is not needed again: free it before resolving
-    codes = compact_text(rows, value_codes)
+    codes = compact_text(rows)
     if len(rows) > BIG_BUNDLE_ROWS:
         release_free_memory()
     timings["normalise"] = time.perf_counter() - started

@@ -17,36 +17,14 @@ class Preference:
         self.cluster = cluster
         self.priority = rows["_priority"].to_numpy(dtype=np.int64)
         if recency_field:
-            # newest first, missing last: a descending dense rank, from the distinct dates only
-            codes, dates = pd.factorize(column(rows, recency_field), use_na_sentinel=True)
-            self.recency = np.append(len(dates) - 1 - text_ranks(dates), len(dates))[codes]
+            dates = column(rows, recency_field)
+            self.recency = pd.Series(dates).rank(method="dense", ascending=False, na_option="bottom").to_numpy()
         else:
             self.recency = np.zeros(len(rows))
 
     def order(self, score: np.ndarray) -> np.ndarray:
         n = len(self.cluster)
-        keys = (self.cluster, -self.priority, -score, self.recency)  # most significant first
-        packed = pack_keys([np.asarray(k, dtype=np.int64) for k in keys]) if n else None
-        if packed is None:
-            return np.lexsort((np.arange(n), *reversed(keys)))
-        return np.argsort(packed, kind="stable")  # stable: ties keep source order, as lexsort's arange did
-
-
-def pack_keys(keys: list[np.ndarray]) -> np.ndarray | None:
-    """One int64 per row that sorts like the integer keys in turn (None if it would overflow).
-
-    One stable argsort of it is ~6x faster than np.lexsort over the keys on a million rows.
-    """
-    packed = np.zeros(len(keys[0]), dtype=np.int64)
-    room = 1
-    for key in keys:
-        low = int(key.min())
-        span = int(key.max()) - low + 1
-        room *= span
-        if room >= 2**62:
-            return None
-        packed = packed * span + (key - low)
-    return packed
+        return np.lexsort((np.arange(n), self.recency, -score, -self.priority, self.cluster))
 
 
 def chosen_rows(
@@ -90,9 +68,7 @@ def alternatives(
     chosen_code = np.where(source >= 0, codes[np.maximum(source, 0)], -1)
     other = distinct[codes[distinct] != chosen_code[cluster[distinct]]]
     joined = join_by_group(cluster[other], json_text(values[other]), ",", n_clusters)
-    offered = np.unique(cluster[other])  # most clusters offer none: wrap only the joined lists
-    joined[offered] = ',"alternatives":[' + joined[offered] + "]"
-    return joined
+    return np.where(joined == "", "", ',"alternatives":[' + joined + "]")
 
 
 def position_in_cluster(cluster: np.ndarray) -> np.ndarray:

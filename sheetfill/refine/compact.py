@@ -36,21 +36,18 @@ def unpack(buffer: str, lengths: list[int], others: list) -> np.ndarray:
     return values
 
 
-def compact_text(frame: pd.DataFrame, known: Codes | None = None) -> Codes:
+def compact_text(frame: pd.DataFrame) -> Codes:
     """Replace, in place, every text column of frame by the same values in compact memory.
 
     Equal strings of a column become one object, missing values become None. Returns each text
-    column's value codes and distinct values (as ColumnCodes in resolve uses them). known: codes
-    already computed for some columns (exactly what pd.factorize would give; normalise_rows hands
-    them over), which are used instead of factorising those columns again; the dict is emptied.
+    column's value codes and distinct values (as ColumnCodes in resolve uses them).
     """
-    known = known if known is not None else {}
     packed = {}
     for position, name in enumerate(frame.columns):
         values = frame[name].to_numpy()
         if values.dtype == object:
-            codes, uniques = known.pop(name) if name in known else pd.factorize(values, use_na_sentinel=True)
-            packed[name] = (position, codes.astype(np.int32, copy=False), pack(uniques.tolist()))
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            packed[name] = (position, codes.astype(np.int32), pack(uniques.tolist()))
     for name in packed:
         del frame[name]  # the old strings (and their arenas) go here
     result = {}

@@ -116,27 +116,11 @@ def normalise_column(raw, field_type: str, profile_data: dict) -> tuple[np.ndarr
     return normalise_columns({"column": (raw, field_type)}, profile_data)["column"][:3]
 
 
-def onto_rows(per_value: list, codes: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Per-distinct-value results mapped onto the rows (code -1: None), with the value codes of the result.
-
-    The codes come from factorising the distinct values' results only, yet equal what factorising
-    the whole result column would give (values keep their order of first appearance), so the
-    million-row hash pass is saved later (compact.compact_text, resolve).
-    """
-    result_codes, results = pd.factorize(np.array(per_value, dtype=object), use_na_sentinel=True)
-    row_codes = np.append(result_codes.astype(np.int32), np.int32(-1))[codes]
-    return np.append(results, None)[row_codes], (row_codes, results)
-
-
-def normalise_columns(
-    columns: dict[str, tuple], profile_data: dict, value_codes: dict | None = None
-) -> dict[str, tuple[np.ndarray, ...]]:
+def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str, tuple[np.ndarray, ...]]:
     """{name: (raw values, field type)} → {name: (canonical, '; '-joined valid values, invalid, placeholder)}.
 
-    Each column is factorised (missing raw values count as empty), its distinct values are
-    normalised (in chunks, spread over the CPU cores when there are many), and the results are
-    mapped back onto the rows. value_codes, when given, receives {name: (codes, distinct values)}
-    of each canonical column and each kept '; '-joined column (name + "__all").
+    Each column is factorised, its distinct values are normalised (in chunks, spread over the CPU
+    cores when there are many), and the results are mapped back onto the rows.
     """
     from sheetfill.refine.parallel import run_tasks
 
@@ -164,39 +148,17 @@ def normalise_columns(
         # code -1 (missing) indexes the trailing sentinel entry; the every-value lists are only
         # kept for e-mail and phone fields: not building them for the rest saves a column per field
         multi = columns[name][1] in MULTI_VALUE_TYPES
-        values, value_pair = onto_rows(canonical, codes)
-        all_values, all_pair = onto_rows(joined, codes) if multi else (None, None)
-        if value_codes is not None:
-            value_codes[name] = value_pair
-            if multi:
-                value_codes[f"{name}__all"] = all_pair
         result[name] = (
-            values,
-            all_values,
+            np.array(canonical + [None], dtype=object)[codes],
+            np.array(joined + [None], dtype=object)[codes] if multi else None,
             np.array(invalid + [False], dtype=bool)[codes],
             np.array(placeholder + [False], dtype=bool)[codes],
         )
     return result
 
 
-def _object_array(series: pd.Series) -> np.ndarray:
-    return series.to_numpy(dtype=object)
-
-
 def _text_array(series: pd.Series) -> np.ndarray:
     return series.fillna("").to_numpy(dtype=object)
-
-
-def _text_fields(fields: dict) -> set[str]:
-    """Fields whose cells are combined as text before normalising (role split, name parts): these need
-    '' for missing; the rest go to normalise_columns as they are, which counts missing as empty."""
-    names = set()
-    for name, spec in fields.items():
-        if spec.get("role_field"):
-            names |= {name, spec["role_field"]}
-        if spec.get("combine_into"):
-            names |= {name, spec["combine_into"]}
-    return names
 
 
 def _move_roles(raw: dict[str, np.ndarray], fields: dict) -> None:
@@ -231,25 +193,18 @@ def output_fields(fields: dict) -> list[str]:
     return [name for name, spec in fields.items() if not spec.get("combine_into")]
 
 
-def normalise_rows(
-    raw: pd.DataFrame, profile_data: dict, consume: bool = False, value_codes: dict | None = None
-) -> pd.DataFrame:
+def normalise_rows(raw: pd.DataFrame, profile_data: dict, consume: bool = False) -> pd.DataFrame:
     """Raw field text → canonical values, every-valid-value lists, invalid flags and reasons.
 
     Adds per field F: F (canonical value or None), F__all ('; '-joined valid values) for e-mail
     and phone fields, F__invalid (bool), F__placeholder (bool, only when some row held a stand-in
-    value); plus _reasons (why a row is flagged) and _name_key. value_codes, when given, receives
-    the value codes of the F and F__all columns (see normalise_columns).
+    value); plus _reasons (why a row is flagged) and _name_key.
     """
     fields = profile_data["fields"]
     columns = {name: raw[name].to_numpy() for name in raw.columns if name.startswith("_")}
     # consume: raw's field columns are dropped as they are read (the caller is done with them),
     # so the raw text and its cleaned copy are never both held whole
-    text_fields = _text_fields(fields)
-    cells = {
-        name: (_text_array if name in text_fields else _object_array)(raw.pop(name) if consume else raw[name])
-        for name in fields
-    }
+    cells = {name: _text_array(raw.pop(name) if consume else raw[name]) for name in fields}
     _move_roles(cells, fields)
     _combine_parts(cells, fields)
     texts = {name: cells[name] for name in output_fields(fields)}
@@ -258,9 +213,7 @@ def normalise_rows(
     if name_field:
         # the match key depends only on the cleaned text, so it is computed alongside the fields
         jobs["_name_key"] = (texts[name_field], "match_key")
-    normalised = normalise_columns(jobs, profile_data, value_codes)
-    if value_codes is not None:
-        value_codes.pop("_name_key", None)  # the column gets "" for no key below: not these codes
+    normalised = normalise_columns(jobs, profile_data)
     name_keys = normalised.pop("_name_key", None)
     reasons = []
     for name, (values, all_values, invalid, placeholder) in normalised.items():
