@@ -133,6 +133,32 @@ def test_a_contact_joins_the_same_named_organisation_whose_domain_is_its_e_mail_
     assert joined["website"] == "https://bluesky-jhb.co.za"
 
 
+def test_a_row_with_only_a_name_two_organisations_share_is_left_alone(tmp_path):
+    # two different "Highveld Savanna Aviation"s: one with its website, one known by its manager's
+    # e-mail domain (a contact row, in another workbook); the second catalogue row says nothing but
+    # the name, so it cannot say which one it belongs to, whichever row the reader meets first
+    write_workbook(
+        tmp_path / "Contact Database.xlsx",
+        {
+            "Company_Cat": [
+                COMPANY_HEADER,
+                [1, "Highveld Savanna Aviation", "", "", "", "", "highveldsavanna-pta.co.za"],
+                [2, "Highveld Savanna Aviation", "", "ATO", "", "", ""],
+            ]
+        },
+    )
+    write_workbook(
+        tmp_path / "Reachout Database.xlsx",
+        {
+            "Contact Info": [
+                CONTACT_INFO_HEADER,
+                [7, "Highveld Savanna Aviation", "", "Fatima", "Dlamini", "Admin", "", "", "fd@hsa-durban.co.za"],
+            ]
+        },
+    )
+    assert merged_rows(tmp_path) == [[2], [2], [3]]  # Company_Cat rows 2 and 3, Contact Info row 2
+
+
 def write_sacaa(folder, *rows) -> None:
     """A SACAA workbook of these rows under the header the aviation profile declares."""
     write_workbook(folder / "SACAA.xlsx", {"Cleaned": [SACAA_HEADER, *rows]})

@@ -155,8 +155,10 @@ class Identities:
             self.person_domains[a] = self.person_domains[a] | self.person_domains[b]
         return True
 
-    def known(self, group: int) -> int:
-        return len(self.domains[self.find(group)])
+    def evidence(self, group: int) -> tuple[int, int]:
+        """How much identity evidence a group holds: its organisation domains, then its people's."""
+        root = self.find(group)
+        return len(self.domains[root]), len(self.person_domains[root])
 
     def labels(self) -> np.ndarray:
         return np.array([self.find(g) for g in range(len(self.parent))], dtype=np.int64)
@@ -253,17 +255,19 @@ def attach_contacts(identities: Identities, group, name_codes, files, contact: n
 def merge_same_names(identities: Identities, group: np.ndarray, name_codes: np.ndarray, max_groups: int) -> None:
     """Merge groups whose organisation names have the same match key, when unambiguous.
 
-    Within one name, groups with more identity domains go first; each group joins the single
-    compatible group formed so far, stays apart when it contradicts all of them, and is left alone
-    when several would fit (two different organisations can share a name). Names carried by more
-    than max_groups groups say nothing about identity and are skipped.
+    Within one name, groups with more identity domains go first (organisation domains, then people's
+    e-mail domains, so that every group that can contradict another has formed its bucket before a
+    group without evidence picks one); each group joins the single compatible group formed so far,
+    stays apart when it contradicts all of them, and is left alone when several would fit (two
+    different organisations can share a name). Names carried by more than max_groups groups say
+    nothing about identity and are skipped.
     """
     pairs = pd.DataFrame({"name": name_codes, "group": group})
     pairs = pairs[pairs["name"] >= 0].drop_duplicates()
     sizes = pairs["name"].map(pairs["name"].value_counts())
     pairs = pairs[(sizes > 1) & (sizes <= max_groups)]
     for _, members in pairs.groupby("name", sort=True)["group"]:
-        ordered = sorted(members.tolist(), key=lambda g: (-identities.known(g), g))
+        ordered = sorted(members.tolist(), key=lambda g: (*(-n for n in identities.evidence(g)), g))
         buckets: list[int] = []
         for member in ordered:
             fitting = [b for b in buckets if identities.compatible(identities.find(b), identities.find(member))]
