@@ -11,9 +11,10 @@ as in the warm worker) and the whole-process time (`python -m sheetfill.refine`,
 
 Targets (issue 3): default bundle <= 0.25 s in-process, <= 1.0 s whole process;
 1M rows >= 40,000 rows/s into parquet, peak RSS <= 1.5 GB. Issue 13: pairwise F1 and precision
->= 0.97 on a 2,000-organisation bundle (printed too). Fidelity on Hotpass's own workbooks:
-bench/hotpass_bench.py. Figures of 2026-12-02 (generator with harder names, machine loaded):
-bench/RESULTS.md, "Refine fidelity".
+>= 0.97 on a 2,000-organisation bundle (printed too, for v1 and v2, with how many false pairs join
+two organisations of one exact name). Fidelity on Hotpass's own workbooks: bench/hotpass_bench.py.
+Figures of 2026-12-02 (generator with harder names, machine loaded) and 2026-12-07 (names no longer
+reused by chance): bench/RESULTS.md, "Refine fidelity".
 
 Measured on this machine (2 vCPU, shared, so +-5 %), 962,227 rows -> 425,232 records, ER F1 0.975:
     first version:   15,500-24,000 rows/s, peak RSS 2,070-2,150 MB
@@ -74,19 +75,54 @@ def er_line(folder: Path, out: Path) -> str:
     truth = json.loads(truth_path(folder).read_text())
     source_rows = pq.read_table(out / "refined.parquet", columns=["source_rows"]).column(0).to_pylist()
     s = pairwise_scores(source_rows, truth["rows"])
-    return f"precision {s['precision']:.4f}, recall {s['recall']:.4f}, F1 {s['f1']:.4f} ({s['entities']} entities)"
+    wrong, namesakes = false_pairs(source_rows, truth)
+    return (
+        f"precision {s['precision']:.4f}, recall {s['recall']:.4f}, F1 {s['f1']:.4f} ({s['entities']} entities); "
+        f"{wrong} false pairs, {namesakes} of them between organisations of one exact name"
+    )
 
 
-def bundle_folder(workdir: Path, scale: float, seed: int = 0) -> Path:
-    """Generate (once) and unzip a Hotpass-shaped bundle of the given scale."""
+def resolved_er_line(folder: Path, out: Path) -> str:
+    """Refine the bundle in-process (parquet only) and score it against its ground truth."""
+    from sheetfill.bundle.profiles import load_profile
+    from sheetfill.refine import refine_bundle, write_outputs
+
+    write_outputs(refine_bundle(folder, load_profile("aviation")), out / "er", xlsx=False)
+    return er_line(folder, out / "er")
+
+
+def false_pairs(source_rows: list[str], truth: dict) -> tuple[int, int]:
+    """Pairs of rows merged into one record though the ground truth has them as two organisations,
+    and how many of those organisations share their exact name (nothing but other evidence can tell
+    such rows apart)."""
+    from collections import Counter
+    from pathlib import PurePosixPath
+
+    entity_of = {(PurePosixPath(f).name, s, int(r)): e for f, s, r, e in truth["rows"]}
+    name_of = {e: v["organization_name"] for e, v in truth["entities"].items()}
+    wrong = namesakes = 0
+    for text in source_rows:
+        counts = Counter(entity_of.get((PurePosixPath(f).name, s, int(r))) for f, s, r in json.loads(text))
+        counts.pop(None, None)
+        entities = sorted(counts)
+        for i, a in enumerate(entities):
+            for b in entities[i + 1 :]:
+                wrong += counts[a] * counts[b]
+                namesakes += counts[a] * counts[b] if name_of[a] == name_of[b] else 0
+    return wrong, namesakes
+
+
+def bundle_folder(workdir: Path, scale: float, seed: int = 0, version: str = "v1") -> Path:
+    """Generate (once) and unzip a Hotpass-shaped bundle of the given scale (v2: the cleaner version,
+    its workbooks in a nested folder)."""
     from sheetfill.sample import generate_bundle
 
-    folder = workdir / f"bundle-scale{scale:g}-seed{seed}"
+    folder = workdir / (f"bundle-scale{scale:g}-seed{seed}" + ("" if version == "v1" else f"-{version}"))
     if folder.is_dir() and any(folder.iterdir()):
         return folder
     archive = workdir / f"{folder.name}.zip"
     started = time.perf_counter()
-    truth = generate_bundle(archive, dt.date(2025, 9, 29), "v1", scale=scale, seed=seed)
+    truth = generate_bundle(archive, dt.date(2025, 9, 29), version, scale=scale, seed=seed)
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(folder)
     truth_path(folder).write_text(json.dumps(truth))
@@ -206,13 +242,12 @@ def main() -> int:
     if args.writers:
         compare_writers(folder, out)
 
-    print("2,000-organisation bundle (scale 2.23, ~4,200 rows): entity resolution (issue 13)")
-    folder = bundle_folder(args.workdir, ER_SCALE)
-    from sheetfill.bundle.profiles import load_profile
-    from sheetfill.refine import refine_bundle, write_outputs
+    print(f"  the same, v2 (cleaner version): {resolved_er_line(bundle_folder(args.workdir, 1.0, version='v2'), out)}")
 
-    write_outputs(refine_bundle(folder, load_profile("aviation")), out / "er", xlsx=False)
-    print(f"  entity resolution vs ground truth: {er_line(folder, out / 'er')}")
+    print("2,000-organisation bundle (scale 2.23, ~4,200 rows): entity resolution (issue 13)")
+    for version in ("v1", "v2"):
+        folder = bundle_folder(args.workdir, ER_SCALE, version=version)
+        print(f"  {version}: {resolved_er_line(folder, out)}")
 
     if not args.skip_big:
         scale = args.big_rows / DEFAULT_ROWS

@@ -6,11 +6,11 @@ sources, emails with capitals, spaces and `mailto:`, phones in local and interna
 websites with and without scheme, province abbreviations, blank and invalid rows. Names vary the hard
 ways too: a leading "The", a space typed in the wrong place, a trading name after "t/a" or in
 brackets, and different organisations whose names differ only in word order or by one letter (kept
-apart only by their website / e-mail domain). Contact rows of the Contact Database often have a blank
-or zero C_ID (an uncached lookup formula), some e-mails are stand-ins (unknown+N@example.com), and
-some organisations write from another domain than their website. The ground truth
-(which source rows are the same organisation, and its clean values) is written beside the zips,
-never inside them.
+apart only by their website / e-mail domain); no two organisations share an exact name by chance.
+Contact rows of the Contact Database often have a blank or zero C_ID (an uncached lookup formula),
+some e-mails are stand-ins (unknown+N@example.com), and some organisations write from another
+domain than their website. The ground truth (which source rows are the same organisation, and its
+clean values) is written beside the zips, never inside them.
 
     python -m sheetfill.sample --out archives --start 2025-09-29 --days 3 --versions v1 v2
 """
@@ -240,25 +240,59 @@ def _rng(*parts) -> random.Random:
     return random.Random(hashlib.sha256("|".join(map(str, parts)).encode()).digest())
 
 
-def entity_name(r: random.Random, earlier: list[dict]) -> str:
+NAME_TRIES = 20  # draws of an unused name before names get one word longer
+
+
+class NameSpace:
+    """Organisation names without accidental reuse: two words and a kind ('Blue Sky Aviation'), one
+    word more once a draw keeps hitting names already taken (big bundles).
+
+    Drawn with replacement, two different organisations of a 2,000-organisation bundle would share an
+    exact name ~230 times; where one of them carries no website or e-mail domain, no resolver can
+    tell which organisation its rows belong to. That is chance, not one of the hard cases the
+    generator means to have (below), so names are never reused.
+    """
+
+    def __init__(self):
+        self.used: set[str] = set()
+        self.words = 2
+
+    def take(self, name: str) -> str:
+        self.used.add(name)
+        return name
+
+    def fresh(self, r: random.Random) -> str:
+        while True:
+            for _ in range(NAME_TRIES):
+                name = " ".join(r.choice(WORDS) for _ in range(self.words)) + f" {r.choice(KINDS)}"
+                if name not in self.used:
+                    return self.take(name)
+            self.words += 1
+
+
+def entity_name(r: random.Random, earlier: list[dict], names: NameSpace) -> str:
     """A new organisation's name; some are near-twins of an earlier one: the same words in another
-    order, or one word one letter longer ('Eagle' / 'Eagles'). They are different organisations."""
+    order, or one word one letter longer ('Eagle' / 'Eagles'). They are different organisations; a
+    twin that would repeat a name already taken ('Sky Sky …' swapped) is drawn afresh instead."""
     twin = r.random()
     if earlier and twin < 0.04:
         first, second, kind = r.choice(earlier)["organization_name"].split(" ", 2)
-        return f"{second} {first} {kind}"
-    if earlier and twin < 0.06:
+        name = f"{second} {first} {kind}"
+    elif earlier and twin < 0.06:
         first, rest = r.choice(earlier)["organization_name"].split(" ", 1)
-        return f"{first}s {rest}"
-    return f"{r.choice(WORDS)} {r.choice(WORDS)} {r.choice(KINDS)}"
+        name = f"{first}s {rest}"
+    else:
+        return names.fresh(r)
+    return names.fresh(r) if name in names.used else names.take(name)
 
 
 def make_entities(count: int, seed: int) -> list[dict]:
-    """The true organisations behind every bundle of one seed, with their clean values."""
+    """The true organisations behind every bundle of one seed, with their clean values; no two
+    share a name."""
     r = _rng("entities", seed)
-    entities = []
+    entities, names = [], NameSpace()
     for i in range(count):
-        name = entity_name(r, entities)
+        name = entity_name(r, entities, names)
         province = r.choice(list(PROVINCES))
         slug = re.sub(r"[^a-z0-9]+", "", name.lower())[:18] + str(i)
         area = f"0{r.choice([11, 12, 21, 31, 41, 51])}"
