@@ -70,6 +70,24 @@ def test_name_match_key_keeps_meaningful_words_and_treats_ampersand_as_optional(
     assert name_match_key("Limited Edition Aviation") == "limited edition aviation"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["acme_aviation (pty) ltd.", "sky&orbit\t7", "  a--b  ", "caf\u00e9 \u00f8 air", "x\u00a0y", "", "-"],
+)
+def test_alnum_words_separates_like_the_pattern(text):
+    from sheetfill.refine.values import NON_ALNUM, alnum_words
+
+    assert alnum_words(text) == NON_ALNUM.sub(" ", text).split()
+
+
+def test_branch_and_trading_name_brackets_are_dropped_but_legal_forms_stay():
+    assert name_match_key("Acme Aviation (Lanseria) ") == "acme aviation"
+    assert name_match_key("Acme Aviation [Durban]\n") == "acme aviation"
+    assert name_match_key("Acme Aviation (Pty)") == "acme aviation"
+    assert name_match_key("Acme (Pty) Aviation") == "acme pty aviation"  # no closing bracket at the end
+    assert clean_text("not publicly listed") is None and clean_text("Not publicly listed, ask") is not None
+
+
 def test_org_and_person_names_fix_all_caps_and_all_lower_only():
     assert normalise_org_name("BLUE SKY FLIGHT SCHOOL").value == "Blue Sky Flight School"
     assert normalise_org_name("blue sky flight school").value == "Blue Sky Flight School"

@@ -62,12 +62,16 @@ def alternatives(
 
     codes: the field's value codes (ColumnCodes); source: the row each cluster took its value from (-1: none).
     """
-    ordered = order[codes[order] >= 0]
-    pair = cluster[ordered].astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes[ordered]
-    distinct = ordered[~pd.Series(pair).duplicated().to_numpy()]  # first offer of each value, in order
+    # every array follows the preference order: one gather of the codes, the rest are masks
+    codes_in_order = codes[order]
+    offered = codes_in_order >= 0
+    ordered, ordered_codes, ordered_clusters = order[offered], codes_in_order[offered], cluster[order][offered]
+    pair = ordered_clusters.astype(np.int64) * (int(codes.max(initial=0)) + 1) + ordered_codes
+    first = ~pd.Series(pair).duplicated().to_numpy()  # first offer of each value, in order
+    distinct, distinct_codes, distinct_clusters = ordered[first], ordered_codes[first], ordered_clusters[first]
     chosen_code = np.where(source >= 0, codes[np.maximum(source, 0)], -1)
-    other = distinct[codes[distinct] != chosen_code[cluster[distinct]]]
-    joined = join_by_group(cluster[other], json_text(values[other]), ",", n_clusters)
+    other = distinct_codes != chosen_code[distinct_clusters]
+    joined = join_by_group(distinct_clusters[other], json_text(values[distinct[other]]), ",", n_clusters)
     return np.where(joined == "", "", ',"alternatives":[' + joined + "]")
 
 

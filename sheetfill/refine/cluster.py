@@ -161,7 +161,16 @@ class Identities:
         return len(self.domains[root]), len(self.person_domains[root])
 
     def labels(self) -> np.ndarray:
-        return np.array([self.find(g) for g in range(len(self.parent))], dtype=np.int64)
+        """Each group's root, found for all groups at once by pointer jumping (a million groups: one
+        Python find() each took ~0.2 s); the roots become the parents, as find's path compression would."""
+        roots = np.array(self.parent, dtype=np.int64)
+        while True:
+            jumped = roots[roots]
+            if np.array_equal(jumped, roots):
+                break
+            roots = jumped
+        self.parent = roots.tolist()
+        return roots
 
 
 def group_sets(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[frozenset]:

@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import pandas as pd
 
@@ -88,6 +91,16 @@ def _map_unique(codes: np.ndarray, uniques, convert) -> np.ndarray:
     return converted[codes]
 
 
+def mail_domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1]
+
+
+def registered_name(value: str, host: Callable[[str], str], ignored: frozenset) -> str | None:
+    """domain_name of value's host, None when the host is an ignored one (generic site, free mail)."""
+    found = host(value)
+    return None if found in ignored else domain_name(found)
+
+
 def domains(codes: ColumnCodes, profile_data: dict) -> np.ndarray:
     """Per row, the registered name of its website host or else of its e-mail domain (None: neither,
     or a generic host or free-mail provider)."""
@@ -99,9 +112,9 @@ def domains(codes: ColumnCodes, profile_data: dict) -> np.ndarray:
     found = np.full(len(codes.rows), None, dtype=object)
     for field in settings.get("link_fields", []):
         if types.get(field) == "website":
-            convert = lambda url: None if host_of(url) in generic else domain_name(host_of(url))  # noqa: E731
+            convert = partial(registered_name, host=host_of, ignored=generic)
         elif types.get(field) == "email":
-            convert = lambda mail: None if mail.rsplit("@", 1)[-1] in free else domain_name(mail.rsplit("@", 1)[-1])  # noqa: E731
+            convert = partial(registered_name, host=mail_domain, ignored=free)
         else:
             continue
         value = _map_unique(*codes.pair(field), convert)

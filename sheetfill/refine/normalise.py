@@ -83,10 +83,12 @@ def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> t
 
     Returns four parallel lists (canonical value, '; '-joined valid values, invalid flag,
     placeholder flag: a stand-in value, or an 'n/a'-like token in a contact field): plain lists
-    travel back from worker processes much faster than a list of tuples.
+    travel back from worker processes much faster than a list of tuples. The joined values are
+    only built for e-mail and phone fields (MULTI_VALUE_TYPES), None elsewhere.
     """
     normaliser = normaliser_for(field_type, profile_data)
     cache_key = CACHE_KEYS.get(field_type)
+    multi = field_type in MULTI_VALUE_TYPES
     cache: dict[str, tuple] = {}
     empty = (None, None, False, False)
     flags_tokens = field_type in TOKEN_PLACEHOLDER_TYPES
@@ -102,7 +104,7 @@ def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> t
         output = cache.get(key)
         if output is None:
             result = normaliser(key)
-            joined = "; ".join(result.all_values) or None
+            joined = ("; ".join(result.all_values) or None) if multi else None
             output = cache[key] = (result.value, joined, result.invalid, result.placeholder)
         append(output)
     if not outputs:

@@ -23,9 +23,13 @@ PLACEHOLDERS = frozenset(
 )
 
 
+LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDERS))
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 WHITESPACE = re.compile(r"\s+")
 NON_ALNUM = re.compile(r"[^0-9a-z]+")
+# the same separation for ASCII text as bytes.translate: every byte but 0-9 and a-z becomes a space
+_SEPARATOR_BYTES = bytes(c for c in range(128) if not (48 <= c <= 57 or 97 <= c <= 122))
+ASCII_SEPARATORS = bytes.maketrans(_SEPARATOR_BYTES, b" " * len(_SEPARATOR_BYTES))
 ROLE_IN_PARENS = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 DEFAULT_LEGAL_SUFFIXES = ("pty", "ltd", "limited", "cc", "inc", "npc", "rf", "llc", "plc", "co", "proprietary")
@@ -54,7 +58,8 @@ def clean_text(value) -> str | None:
             text = value  # keep the cell's own string: no second copy of every value
     else:
         text = WHITESPACE.sub(" ", unicodedata.normalize("NFC", value).translate(INVISIBLE)).strip()
-    return None if text.casefold() in PLACEHOLDERS else text
+    # casefold never shortens text, so nothing longer than the longest placeholder can be one
+    return None if len(text) <= LONGEST_PLACEHOLDER and text.casefold() in PLACEHOLDERS else text
 
 
 def placeholder_token(value) -> bool:
@@ -122,12 +127,20 @@ def legal_name(text: str, legal_suffixes) -> str:
 
     Brackets holding only legal-form words ('(Pty)') stay: they are part of the legal name."""
     text = TRADING_AS.sub("", text)
-    while match := TRAILING_BRACKETS.match(text):
+    # the ending test is what the pattern needs and far cheaper than its backtracking on every name
+    while text.rstrip().endswith((")", "]")) and (match := TRAILING_BRACKETS.match(text)):
         inside = NON_ALNUM.sub(" ", match.group(2)).split()
         if all(word in legal_suffixes for word in inside):
             break
         text = match.group(1)
     return text
+
+
+def alnum_words(text: str) -> list[str]:
+    """The runs of 0-9 and a-z in text (NON_ALNUM separates), for ASCII text without a regex."""
+    if text.isascii():
+        return text.encode("ascii").translate(ASCII_SEPARATORS).decode("ascii").split()
+    return NON_ALNUM.sub(" ", text).split()
 
 
 def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> str:
@@ -144,7 +157,7 @@ def name_match_key(text: str | None, legal_suffixes=DEFAULT_LEGAL_SUFFIXES) -> s
     if not folded.isascii():  # accents off: NFKD splits 'é' into 'e' + a combining mark
         folded = "".join(ch for ch in unicodedata.normalize("NFKD", folded) if not unicodedata.combining(ch))
     ascii_text = legal_name(folded, legal_suffixes)
-    tokens = [t for t in NON_ALNUM.sub(" ", ascii_text).split() if t != "and"]
+    tokens = [t for t in alnum_words(ascii_text) if t != "and"]
     while len(tokens) > 1 and tokens[-1] in legal_suffixes:
         tokens.pop()
     if len(tokens) > 1 and tokens[0] == "the":
