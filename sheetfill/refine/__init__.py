@@ -91,19 +91,21 @@ def refine_bundle(bundle_dir, profile) -> RefineResult:
 def _refine_bundle(bundle_dir, profile) -> RefineResult:
     from sheetfill.refine.compact import compact_text
     from sheetfill.refine.normalise import normalise_rows
-    from sheetfill.refine.read import read_bundle
+    from sheetfill.refine.parallel import early_workers
+    from sheetfill.refine.read import read_bundle, spreadsheet_bytes
     from sheetfill.refine.resolve import resolve
 
     bundle_dir = Path(bundle_dir)
     timings = {}
     started = time.perf_counter()
-    raw, sheets = read_bundle(bundle_dir, profile.data)
-    if len(raw) > BIG_BUNDLE_ROWS:
-        release_free_memory()
-    timings["read"] = time.perf_counter() - started
+    with early_workers(spreadsheet_bytes(bundle_dir)):  # normalise's workers, forked while we are small
+        raw, sheets = read_bundle(bundle_dir, profile.data)
+        if len(raw) > BIG_BUNDLE_ROWS:
+            release_free_memory()
+        timings["read"] = time.perf_counter() - started
 
-    started = time.perf_counter()
-    rows = normalise_rows(raw, profile.data, consume=True)
+        started = time.perf_counter()
+        rows = normalise_rows(raw, profile.data, consume=True)
     del raw  # the raw text is not needed again: free it before resolving
     codes = compact_text(rows)
     if len(rows) > BIG_BUNDLE_ROWS:

@@ -8,6 +8,7 @@ once per *unique* value, because captures repeat values a lot.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -113,6 +114,12 @@ def normalise_values(values: Sequence, field_type: str, profile_data: dict) -> t
     return list(canonical), list(joined), list(invalid), list(placeholder)
 
 
+def normalise_task(task: tuple[Sequence, str], profile_data: dict) -> tuple[list, list, list, list]:
+    """normalise_values of one (distinct values, field type) task; a module-level function, so that
+    it can be sent to a worker process."""
+    return normalise_values(task[0], task[1], profile_data)
+
+
 def normalise_column(raw, field_type: str, profile_data: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One column, normalised once per unique value: see normalise_columns (placeholder flags left out)."""
     return normalise_columns({"column": (raw, field_type)}, profile_data)["column"][:3]
@@ -139,7 +146,7 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
             tasks.append((uniques[start : start + CHUNK], field_type))
             costs.append(len(uniques[start : start + CHUNK]) * COST_PER_VALUE.get(field_type, 3))
             owners.append(name)
-    outputs = run_tasks(lambda task: normalise_values(task[0], task[1], profile_data), tasks, costs)
+    outputs = run_tasks(partial(normalise_task, profile_data=profile_data), tasks, costs)
     per_column = {name: ([], [], [], []) for name in columns}
     for name, output in zip(owners, outputs):
         for collected, part in zip(per_column[name], output):

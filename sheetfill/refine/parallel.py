@@ -1,8 +1,9 @@
 """Share CPU-bound per-value work (parsing distinct values) across the cores of one bundle job.
 
 Only large inputs are split: forking costs tens of milliseconds, which a default-size bundle (a few
-thousand distinct values) would not win back. Children are forked, so the function and the tasks
-are inherited rather than pickled; only results travel back.
+thousand distinct values) would not win back. Children forked for the work inherit the function
+and the tasks; only results travel back. A big bundle's workers are forked before reading instead
+(early_workers), while the process is small, and get their tasks pickled.
 Set SHEETFILL_PROCESSES=1 to keep everything in one process (and one reading thread); a workflow
 bundle job sets it to the threads Snakemake gave the job.
 """
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 
 PARALLEL_MIN_COST = 200_000  # ~ estimated microseconds of work below which one process is faster
 # A forked child shares the parent's pages, but copies every page whose objects it touches (reference
@@ -20,6 +24,9 @@ PARALLEL_MIN_COST = 200_000  # ~ estimated microseconds of work below which one 
 # this parent size the work stays in one process.
 PARALLEL_MAX_PARENT_RSS = 512 * 2**20
 _WORK: tuple[Callable, Sequence] | None = None  # inherited by forked children
+# Spreadsheet bytes of a bundle above which the workers are forked before reading (early_workers)
+EARLY_WORKERS_MIN_BYTES = 4 * 2**20
+_EARLY_POOL = None  # workers forked by early_workers, while this process was still small
 
 
 def usable_processes() -> int:
@@ -57,27 +64,70 @@ def parent_rss() -> int:
         return 0
 
 
+def _results(futures: list) -> list:
+    return [future.result() for future in futures]
+
+
+@contextmanager
+def early_workers(spreadsheet_bytes: int) -> Iterator[None]:
+    """Fork run_tasks' worker processes now, for a big bundle, while this process is still small.
+
+    Forked when the work comes, after reading, a worker would count the parent's whole heap (~1 GB
+    on a million-row bundle) in its RSS, so big bundles used to normalise in one process. Workers
+    forked first cost only the imports' pages; their tasks and results travel pickled. They are
+    stopped when the block ends, before resolve builds its peak. A worker that dies (killed for
+    memory) fails the work with BrokenProcessPool instead of leaving it waiting.
+    """
+    global _EARLY_POOL
+    processes = usable_processes()
+    if spreadsheet_bytes < EARLY_WORKERS_MIN_BYTES or processes < 2 or not can_fork():
+        yield
+        return
+    with ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+        pool.submit(int).result()  # with fork, the first task starts every worker: now
+        _EARLY_POOL = pool
+        try:
+            yield
+        finally:
+            _EARLY_POOL = None
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def run_tasks(func: Callable, tasks: Sequence, costs: Sequence[float]) -> list:
-    """[func(t) for t in tasks], spread over forked processes when the total cost is worth it."""
+    """[func(t) for t in tasks], spread over processes when the total cost is worth it.
+
+    With early_workers running, func must pickle (a module-level function or a partial of one).
+    """
     processes = min(usable_processes(), len(tasks))
-    if (
-        processes < 2
-        or sum(costs) < PARALLEL_MIN_COST
-        or "fork" not in multiprocessing.get_all_start_methods()
-        or parent_rss() > PARALLEL_MAX_PARENT_RSS
-    ):
+    if processes < 2 or sum(costs) < PARALLEL_MIN_COST:
+        return [func(task) for task in tasks]
+    if _EARLY_POOL is not None:
+        # one submission per task: a worker holds a task or two at a time, not its whole share
+        bins = balance(costs, processes)
+        pending = [[_EARLY_POOL.submit(func, tasks[i]) for i in b] for b in bins[1:]]
+        waits = [partial(_results, futures) for futures in pending]
+        return _gather(bins, [func(tasks[i]) for i in bins[0]], waits, len(tasks))
+    if not can_fork() or parent_rss() > PARALLEL_MAX_PARENT_RSS:
         return [func(task) for task in tasks]
     global _WORK
     _WORK = (func, tasks)
     bins = balance(costs, processes)
-    results: list = [None] * len(tasks)
     try:
         with multiprocessing.get_context("fork").Pool(processes - 1) as pool:
-            pending = [pool.apply_async(_run_tasks, (indices,)) for indices in bins[1:]]
-            own = _run_tasks(bins[0])  # this process takes a share too
-            for indices, outputs in [(bins[0], own)] + [(b, p.get()) for b, p in zip(bins[1:], pending)]:
-                for index, output in zip(indices, outputs):
-                    results[index] = output
+            pending = [pool.apply_async(_run_tasks, (indices,)).get for indices in bins[1:]]
+            return _gather(bins, _run_tasks(bins[0]), pending, len(tasks))  # this process takes a share too
     finally:
         _WORK = None
+
+
+def _gather(bins: list[list[int]], own: list, pending: list[Callable], count: int) -> list:
+    """Results in task order: this process's own share (bins[0]) and the workers' (bins[1:], each
+    waited for by calling its entry of pending)."""
+    results: list = [None] * count
+    for indices, outputs in [(bins[0], own)] + [(b, wait()) for b, wait in zip(bins[1:], pending)]:
+        for index, output in zip(indices, outputs):
+            results[index] = output
     return results

@@ -77,6 +77,11 @@ def find_spreadsheets(bundle_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(bundle_dir).as_posix())
 
 
+def spreadsheet_bytes(bundle_dir: Path) -> int:
+    """Size on disk of the bundle's spreadsheets (0 when it is not a folder): how big the work will be."""
+    return sum(path.stat().st_size for path in find_spreadsheets(bundle_dir)) if bundle_dir.is_dir() else 0
+
+
 class ColumnMapper:
     """Header → canonical field lookup for one profile source (overrides before synonyms)."""
 

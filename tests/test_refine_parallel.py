@@ -1,0 +1,69 @@
+"""Early workers (parallel.early_workers): a big bundle's distinct values are normalised partly in
+worker processes forked before reading; the outputs are the same bytes as in one process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from sheetfill.bundle.profiles import load_profile
+from sheetfill.refine import parallel, refine_bundle, write_outputs
+from sheetfill.sample import generate_bundle
+
+
+@pytest.fixture(scope="module")
+def sample_bundle(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sample")
+    generate_bundle(folder / "b.zip", dt.date(2025, 9, 29), "v1", scale=1.0, seed=0)
+    with zipfile.ZipFile(folder / "b.zip") as archive:
+        archive.extractall(folder / "bundle")
+    return folder / "bundle"
+
+
+def outputs(bundle: Path, out: Path) -> dict[str, bytes]:
+    written = write_outputs(refine_bundle(bundle, load_profile("aviation")), out, xlsx=False)
+    return {path.name: path.read_bytes() for path in written}
+
+
+class CountedPool(ProcessPoolExecutor):
+    """A ProcessPoolExecutor that records what it is given."""
+
+    started: list[int] = []
+    submitted: list[str] = []
+
+    def __init__(self, workers, **options):
+        CountedPool.started.append(workers)
+        super().__init__(workers, **options)
+
+    def submit(self, fn, /, *args, **kwargs):
+        CountedPool.submitted.append(getattr(fn, "func", fn).__name__)
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.fixture
+def counted_pool(monkeypatch):
+    CountedPool.started, CountedPool.submitted = [], []
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    return CountedPool
+
+
+def test_early_workers_give_the_same_bytes_as_one_process(sample_bundle, tmp_path, monkeypatch, counted_pool):
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "1")
+    alone = outputs(sample_bundle, tmp_path / "one")
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    monkeypatch.setattr(parallel, "EARLY_WORKERS_MIN_BYTES", 0)  # the default bundle counts as big
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_COST", 0)
+    shared = outputs(sample_bundle, tmp_path / "shared")
+    assert counted_pool.started == [1]  # one worker besides this process, started once
+    assert counted_pool.submitted.count("normalise_task") >= 1  # it normalised a share of the values
+    assert shared == alone
+
+
+def test_a_small_bundle_starts_no_early_workers(sample_bundle, counted_pool):
+    refine_bundle(sample_bundle, load_profile("aviation"))  # a default bundle is far below the threshold
+    assert counted_pool.started == []
