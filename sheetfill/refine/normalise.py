@@ -231,14 +231,22 @@ def normalise_rows(raw: pd.DataFrame, profile_data: dict, consume: bool = False)
             columns[f"{name}__all"] = all_values
         columns[f"{name}__invalid"] = invalid
         if invalid.any():
-            reasons.append(np.where(invalid, _invalid_reason(name, texts[name]), ""))
+            reasons.append(_reasons_where(invalid, name, texts[name]))
         if placeholder.any():
             columns[f"{name}__placeholder"] = placeholder
-            reasons.append(np.where(placeholder, _invalid_reason(name, texts[name], "placeholder"), ""))
+            reasons.append(_reasons_where(placeholder, name, texts[name], "placeholder"))
     nothing = np.full(len(columns["_row"]), "", dtype=object)
     columns["_reasons"] = join_nonempty(reasons, "; ") if reasons else nothing
     columns["_name_key"] = np.where(present(name_keys[0]), name_keys[0], "") if name_keys else nothing
     return object_frame(columns)
+
+
+def _reasons_where(marked: np.ndarray, field: str, text: np.ndarray, kind: str = "invalid") -> np.ndarray:
+    """Per row, "<kind> <field>: '<text>'" where marked, '' elsewhere; only the marked rows' text is
+    looked at (factorising a million rows for a few thousand flagged ones cost ~0.25 s a field)."""
+    reasons = np.full(len(text), "", dtype=object)
+    reasons[marked] = _invalid_reason(field, text[marked], kind)
+    return reasons
 
 
 def _invalid_reason(field: str, text: np.ndarray, kind: str = "invalid") -> np.ndarray:
