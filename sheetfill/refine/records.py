@@ -18,6 +18,7 @@ from sheetfill.refine.arrays import (
     repeated,
     row_codes,
     take,
+    text_ranks,
 )
 from sheetfill.refine.choose import (
     Preference,
@@ -38,8 +39,9 @@ def newest_rows(dates: np.ndarray, cluster: np.ndarray, n_clusters: int) -> np.n
     has = np.flatnonzero(present(dates))
     if not len(has):
         return np.full(n_clusters, -1, dtype=np.int64)
-    # ISO dates sort as text; a fixed-width array sorts in C
-    _, ranks = np.unique(np.array(dates[has], dtype=str), return_inverse=True)
+    # ISO dates sort as text: only the distinct dates (a few thousand) are sorted
+    codes, distinct = pd.factorize(dates[has])
+    ranks = text_ranks(distinct)[codes]
     latest_first = has[np.lexsort((has, -ranks))]
     return first_per_group(cluster[latest_first], latest_first, n_clusters)
 
@@ -52,7 +54,8 @@ def row_refs(rows: pd.DataFrame) -> np.ndarray:
         ["[" + ",".join(json.dumps(p, ensure_ascii=False) for p in u.split("\x1f")) + "," for u in uniques],
         dtype=object,
     )
-    return prefixes[codes] + rows["_row"].to_numpy().astype(str).astype(object) + "]"
+    numbers = rows["_row"].to_numpy().tolist()
+    return np.array([f"{prefix}{number}]" for prefix, number in zip(prefixes[codes].tolist(), numbers)], dtype=object)
 
 
 def render_provenance(names: list[str], rows: list[int], alternatives_text: list[str]) -> str:
