@@ -35,14 +35,14 @@ def arrow_table(records: pd.DataFrame):
     for column in records.columns:
         values = records[column]
         if column in INT_COLUMNS:
-            kind, data = pa.int64(), values.to_numpy(dtype=np.int64)
+            array = pa.array(values.to_numpy(dtype=np.int64), type=pa.int64())
         elif column in FLOAT_COLUMNS:
-            kind, data = pa.float64(), values.to_numpy(dtype=np.float64)
+            array = pa.array(values.to_numpy(dtype=np.float64), type=pa.float64())
         else:
-            kind = pa.string()
-            data = values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
-        arrays.append(pa.array(data, type=kind))
-        fields.append(pa.field(column, kind))
+            # from_pandas: None, NaN and pd.NA become nulls in Arrow's own conversion (no pandas pass)
+            array = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        arrays.append(array)
+        fields.append(pa.field(column, array.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
