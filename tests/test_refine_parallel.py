@@ -4,6 +4,11 @@ worker processes forked before reading; the outputs are the same bytes as in one
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -67,3 +72,42 @@ def test_early_workers_give_the_same_bytes_as_one_process(sample_bundle, tmp_pat
 def test_a_small_bundle_starts_no_early_workers(sample_bundle, counted_pool):
     refine_bundle(sample_bundle, load_profile("aviation"))  # a default bundle is far below the threshold
     assert counted_pool.started == []
+
+
+HOLD_EARLY_WORKERS = """
+import os, sys, time
+from sheetfill.refine import parallel
+with parallel.early_workers(parallel.EARLY_WORKERS_MIN_BYTES):
+    print(*parallel._EARLY_POOL._processes, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_early_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A bundle job killed mid-normalise (its client gone, a worker's os._exit, kill -9) must not leave
+    its early workers waiting forever for work nobody will send."""
+    env = {**os.environ, "SHEETFILL_PROCESSES": "2"}
+    parent = subprocess.Popen([sys.executable, "-c", HOLD_EARLY_WORKERS], stdout=subprocess.PIPE, text=True, env=env)
+    workers: list[int] = []
+    try:
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(workers) == 1 and all(alive(pid) for pid in workers)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in workers), f"early workers {workers} outlived their parent"
+    finally:
+        parent.kill()
+        for pid in filter(alive, workers):
+            os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's zombie is reaped by init, but may linger a moment)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -108,13 +110,28 @@ def early_workers(spreadsheet_bytes: int) -> Iterator[None]:
     if spreadsheet_bytes < EARLY_WORKERS_MIN_BYTES or processes < 2 or not can_fork():
         yield
         return
-    with ProcessPoolExecutor(processes - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        processes - 1, mp_context=fork, initializer=_exit_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         pool.submit(int).result()  # with fork, the first task starts every worker: now
         _EARLY_POOL = pool
         try:
             yield
         finally:
             _EARLY_POOL = None
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: exit once the parent is gone. A job killed mid-normalise (its client gone, kill -9)
+    would otherwise leave its workers waiting forever on a queue nobody writes to any more."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def can_fork() -> bool:
@@ -137,7 +154,7 @@ def run_tasks(func: Callable, tasks: Sequence, costs: Sequence[float]) -> list:
     _WORK = (func, tasks)
     bins = balance(costs, processes)
     try:
-        with multiprocessing.get_context("fork").Pool(processes - 1) as pool:
+        with multiprocessing.get_context("fork").Pool(processes - 1, _exit_with_parent, (os.getpid(),)) as pool:
             pending = [pool.apply_async(_run_tasks, (indices,)).get for indices in bins[1:]]
             return _gather(bins, _run_tasks(bins[0]), pending, len(tasks))  # this process takes a share too
     finally:
