@@ -153,19 +153,14 @@ def run_tasks(func: Callable, tasks: Sequence, costs: Sequence[float]) -> list:
     global _WORK
     _WORK = (func, tasks)
     bins = balance(costs, processes)
+    results: list = [None] * len(tasks)
     try:
         with multiprocessing.get_context("fork").Pool(processes - 1, _exit_with_parent, (os.getpid(),)) as pool:
-            pending = [pool.apply_async(_run_tasks, (indices,)).get for indices in bins[1:]]
-            return _gather(bins, _run_tasks(bins[0]), pending, len(tasks))  # this process takes a share too
+            pending = [pool.apply_async(_run_tasks, (indices,)) for indices in bins[1:]]
+            own = _run_tasks(bins[0])  # this process takes a share too
+            for indices, outputs in [(bins[0], own)] + [(b, p.get()) for b, p in zip(bins[1:], pending)]:
+                for index, output in zip(indices, outputs):
+                    results[index] = output
     finally:
         _WORK = None
-
-
-def _gather(bins: list[list[int]], own: list, pending: list[Callable], count: int) -> list:
-    """Results in task order: this process's own share (bins[0]) and the workers' (bins[1:], each
-    waited for by calling its entry of pending)."""
-    results: list = [None] * count
-    for indices, outputs in [(bins[0], own)] + [(b, wait()) for b, wait in zip(bins[1:], pending)]:
-        for index, output in zip(indices, outputs):
-            results[index] = output
     return results
