@@ -111,3 +111,10 @@ def alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_forked_pool_returns_every_result_in_task_order_and_shares_the_work(monkeypatch):
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    results = parallel.run_tasks(lambda task: (task, os.getpid()), list(range(20)), [10**6] * 20)
+    assert [task for task, _ in results] == list(range(20))
+    assert len({pid for _, pid in results}) == 2  # this process and one forked worker
