@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from sheetfill.bundle.profiles import load_profile
-from sheetfill.refine import parallel, refine_bundle, write_outputs
+from sheetfill.errors import BundleError
+from sheetfill.refine import parallel, read, refine_bundle, write_outputs
 from sheetfill.sample import generate_bundle
 
 
@@ -66,7 +68,33 @@ def test_early_workers_give_the_same_bytes_as_one_process(sample_bundle, tmp_pat
     shared = outputs(sample_bundle, tmp_path / "shared")
     assert counted_pool.started == [1]  # one worker besides this process, started once
     assert counted_pool.submitted.count("normalise_task") >= 1  # it normalised a share of the values
+    assert counted_pool.submitted.count("read_part") >= 1  # and read some workbooks or sheets
     assert shared == alone
+
+
+def test_a_workbook_read_in_parts_gives_its_sheets_in_workbook_order(sample_bundle):
+    profile = load_profile("aviation").data
+    workbook = sample_bundle / "Contact Database.xlsx"
+    tasks = read.read_tasks([workbook])
+    assert [part[1] for _, part, _ in tasks] == [True, False]  # its biggest sheet, then all the others
+    whole = read.read_file(workbook, sample_bundle, profile)
+    parts = [result for task in reversed(tasks) for result in read.read_part(task, sample_bundle, profile)]
+    in_order = sorted(parts, key=lambda result: result[0].position)
+    assert [info.sheet for info, _ in in_order] == [info.sheet for info, _ in whole]
+    for (info, frame), (whole_info, whole_frame) in zip(in_order, whole):
+        assert info == whole_info and (frame is None) == (whole_frame is None)
+        if frame is not None:
+            assert frame.equals(whole_frame)
+
+
+def test_an_unreadable_workbook_read_by_a_worker_names_the_file(sample_bundle, tmp_path, monkeypatch, counted_pool):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(sample_bundle, bundle)
+    (bundle / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    monkeypatch.setattr(parallel, "EARLY_WORKERS_MIN_BYTES", 0)
+    with pytest.raises(BundleError, match="broken.xlsx"):
+        refine_bundle(bundle, load_profile("aviation"))
+    assert "read_part" in counted_pool.submitted
 
 
 def test_a_small_bundle_starts_no_early_workers(sample_bundle, counted_pool):
@@ -118,3 +146,18 @@ def test_the_forked_pool_returns_every_result_in_task_order_and_shares_the_work(
     results = parallel.run_tasks(lambda task: (task, os.getpid()), list(range(20)), [10**6] * 20)
     assert [task for task, _ in results] == list(range(20))
     assert len({pid for _, pid in results}) == 2  # this process and one forked worker
+
+
+def task_and_pid(task: int) -> tuple[int, int]:
+    time.sleep(0.02)  # long enough that the worker is free to take some
+    return task, os.getpid()
+
+
+def test_early_workers_share_tasks_and_return_every_result_in_task_order(monkeypatch):
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    with parallel.early_workers(parallel.EARLY_WORKERS_MIN_BYTES):
+        results = parallel.share_with_early_workers(task_and_pid, list(range(30)), [30 - i for i in range(30)])
+    assert [task for task, _ in results] == list(range(30))
+    assert len({pid for _, pid in results}) == 2  # this process and the early worker
+    assert results[0][1] == os.getpid()  # this process took the biggest task itself
+    assert parallel.share_with_early_workers(task_and_pid, [1, 2], [1, 1]) is None  # none running now

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -66,32 +65,30 @@ def parent_rss() -> int:
         return 0
 
 
-def _share_with_workers(pool: ProcessPoolExecutor, workers: int, func: Callable, tasks: Sequence, costs) -> list:
-    """[func(t) for t in tasks], the biggest tasks first, each done by whoever is free.
+def _share_with_workers(pool: ProcessPoolExecutor, func: Callable, tasks: Sequence, costs) -> list:
+    """[func(t) for t in tasks]: this process does the biggest task, the workers the others from the
+    big end, and this process then takes back, from the small end, whatever no worker has started.
 
-    This process works through the queue and, between its own tasks, keeps every worker two tasks
-    ahead: a worker holds a task or two, never a whole share (its RSS stays small), and nobody waits
-    long at the end (a fixed share per process left this one waiting ~2.6 s for the worker's on a
-    million rows: pickling makes the worker's values dearer than the cost estimate).
+    Its own tasks' results are not pickled, and the last tasks left are small, so nobody waits long
+    at the end (a fixed share per process left this one waiting ~2.6 s for the worker's on a
+    million rows: pickling makes the worker's values dearer than the cost estimate). A task is
+    pickled only when a worker is about to start it, so a worker's RSS stays small.
     """
     results: list = [None] * len(tasks)
-    queue = deque(sorted(range(len(tasks)), key=lambda i: -costs[i]))
-    running: dict = {}
-
-    def collect_and_top_up() -> None:
-        for index in [i for i, future in running.items() if future.done()]:
-            results[index] = running.pop(index).result()
-        while queue and len(running) < 2 * workers:
-            index = queue.popleft()
-            running[index] = pool.submit(func, tasks[index])
-
-    collect_and_top_up()
-    while queue:
-        index = queue.popleft()
-        results[index] = func(tasks[index])
-        collect_and_top_up()
-    for index, future in running.items():
-        results[index] = future.result()
+    biggest_first = sorted(range(len(tasks)), key=lambda i: -costs[i])
+    futures = {index: pool.submit(func, tasks[index]) for index in biggest_first[1:]}
+    try:
+        results[biggest_first[0]] = func(tasks[biggest_first[0]])
+        for index in reversed(biggest_first[1:]):
+            if futures[index].cancel():  # not started by a worker: done here
+                results[index] = func(tasks[index])
+    except BaseException:
+        for future in futures.values():  # the work has failed: nobody need start the rest
+            future.cancel()
+        raise
+    for index, future in futures.items():
+        if not future.cancelled():
+            results[index] = future.result()
     return results
 
 
@@ -134,6 +131,20 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def early_workers_running() -> bool:
+    return _EARLY_POOL is not None
+
+
+def share_with_early_workers(func: Callable, tasks: Sequence, costs: Sequence[float]) -> list | None:
+    """[func(t) for t in tasks] shared with early_workers' processes; None when none are running.
+
+    For work that is worth a worker whatever its estimated cost (reading a big bundle's workbooks).
+    """
+    if _EARLY_POOL is None or len(tasks) < 2:
+        return None
+    return _share_with_workers(_EARLY_POOL, func, tasks, costs)
+
+
 def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
@@ -147,7 +158,7 @@ def run_tasks(func: Callable, tasks: Sequence, costs: Sequence[float]) -> list:
     if processes < 2 or sum(costs) < PARALLEL_MIN_COST:
         return [func(task) for task in tasks]
     if _EARLY_POOL is not None:
-        return _share_with_workers(_EARLY_POOL, processes - 1, func, tasks, costs)
+        return _share_with_workers(_EARLY_POOL, func, tasks, costs)
     if not can_fork() or parent_rss() > PARALLEL_MAX_PARENT_RSS:
         return [func(task) for task in tasks]
     global _WORK

@@ -10,18 +10,21 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
 
 from sheetfill.errors import BundleError
 from sheetfill.refine.arrays import join_nonempty, object_frame, repeated
-from sheetfill.refine.parallel import usable_processes
+from sheetfill.refine.parallel import early_workers_running, share_with_early_workers, usable_processes
 from sheetfill.refine.sources import find_source, header_key
 
 # calamine reads every one of these workbook formats the same way
@@ -30,6 +33,8 @@ HEADER_SCAN_ROWS = 10  # title rows above the header are common in hand-kept she
 READ_BLOCK_ROWS = 65_536
 READ_THREADS = 2  # more only adds memory: the GIL-bound conversion is the other half
 META_COLUMNS = ["_file", "_sheet", "_row", "_source", "_priority"]
+SPREADSHEET_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+RELATIONSHIP_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 
 
 @dataclass
@@ -42,6 +47,7 @@ class SheetInfo:
     source: str | None = None
     note: str = "read"
     matched_by: str = ""  # "file name" or "header row" (sources.find_source); "" when skipped
+    position: int = 0  # the sheet's place in its workbook, for putting parts read apart back in order
 
     def as_dict(self) -> dict:
         return {
@@ -193,17 +199,23 @@ def read_table(head: list, rows_iter, mapper: ColumnMapper, where: str) -> tuple
     return rows_to_frame(rows, header_index, positions), "read"
 
 
-def read_workbook(path: Path, relative: str, profile_data: dict) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
+def read_workbook(
+    path: Path, relative: str, profile_data: dict, part: tuple[str, bool] | None = None
+) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
+    """Every sheet of the workbook; part (name, True) reads only that sheet, (name, False) all others."""
     from python_calamine import CalamineError, CalamineWorkbook
 
     results = []
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         with workbook:
-            for sheet_name in workbook.sheet_names:
+            for position, sheet_name in enumerate(workbook.sheet_names):
+                if part and (sheet_name == part[0]) != part[1]:
+                    continue
                 rows = iter(workbook.get_sheet_by_name(sheet_name).iter_rows())
+                info = SheetInfo(relative, sheet_name, position=position)
                 where = f"{relative} sheet {sheet_name!r}"
-                results.append(read_sheet(rows, SheetInfo(relative, sheet_name), path.name, profile_data, where))
+                results.append(read_sheet(rows, info, path.name, profile_data, where))
     except CalamineError as exc:
         raise BundleError(f"{relative}: unreadable workbook ({exc}); re-export it as .xlsx") from None
     return results
@@ -258,24 +270,87 @@ def _tag(frame: pd.DataFrame | None, info: SheetInfo, source: dict) -> pd.DataFr
     return object_frame({**columns, **{name: frame[name].to_numpy() for name in frame.columns}})
 
 
+def biggest_sheet(path: Path) -> tuple[str, float] | None:
+    """(name, share of the sheet data) of an .xlsx/.xlsm workbook's biggest sheet, by uncompressed
+    XML size; None for other formats, one-sheet workbooks, or parts that cannot be mapped."""
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+            if max(sizes.get("xl/workbook.xml", 0), sizes.get("xl/_rels/workbook.xml.rels", 0)) > 2**20:
+                return None  # not a workbook's index: do not parse it
+            workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            relations = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError, ValueError):
+        return None
+    targets = {rel.get("Id"): rel.get("Target", "") for rel in relations}
+    parts = {}
+    for sheet in workbook.iter(f"{{{SPREADSHEET_NS}}}sheet"):
+        target = targets.get(sheet.get(f"{{{RELATIONSHIP_NS}}}id"), "")
+        parts[sheet.get("name")] = sizes.get(target[1:] if target.startswith("/") else f"xl/{target}", 0)
+    total = sum(parts.values())
+    if len(parts) < 2 or not total:
+        return None
+    name = max(parts, key=parts.get)
+    return name, parts[name] / total
+
+
+def read_tasks(files: list[Path]) -> list[tuple[Path, tuple[str, bool] | None, float]]:
+    """(file, part, cost) to share over processes: a workbook whose biggest sheet holds most of it
+    is read in two parts (that sheet, the others), so that no process waits on one whole file."""
+    tasks = []
+    for path in files:
+        size = path.stat().st_size
+        biggest = biggest_sheet(path)
+        if biggest is None:
+            tasks.append((path, None, size))
+        else:
+            name, share = biggest
+            tasks += [(path, (name, True), size * share), (path, (name, False), size * (1 - share))]
+    return tasks
+
+
+def read_file(
+    path: Path, bundle_dir: Path, profile_data: dict, part: tuple[str, bool] | None = None
+) -> list[tuple[SheetInfo, pd.DataFrame | None]]:
+    """read_workbook / read_csv_file of one file (or part of its sheets); whatever else a hostile
+    file triggers, a Rust panic in calamine too, becomes a BundleError that names the file."""
+    relative = path.relative_to(bundle_dir).as_posix()
+    try:
+        if path.suffix.lower() == ".csv":
+            return read_csv_file(path, relative, profile_data)
+        return read_workbook(path, relative, profile_data, part)
+    except (BundleError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        raise BundleError(f"member {relative!r} could not be read ({type(exc).__name__}: {exc})") from exc
+
+
+def read_part(task: tuple[Path, tuple[str, bool] | None, float], bundle_dir: Path, profile_data: dict) -> list:
+    return read_file(task[0], bundle_dir, profile_data, task[1])
+
+
 def read_files(bundle_dir: Path, files: list[Path], profile_data: dict) -> list:
-    """read_workbook / read_csv_file per file, in file order, several files at once.
+    """read_file per file, in file order, several files at once.
 
-    calamine parses a sheet without holding the GIL, so one workbook's parsing overlaps another's
-    Python-side conversion: a million-row bundle of three workbooks reads in ~70 % of the time.
-    Threads count as cores: SHEETFILL_PROCESSES=1 (a workflow job's share) reads one file at a time.
+    A big bundle's early workers (parallel.early_workers) share the reading with this process, by
+    workbook or by part of one (read_tasks): each process parses and converts on its own core.
+    Otherwise files are read on threads: calamine parses a sheet without holding the GIL, so one
+    workbook's parsing overlaps another's Python-side conversion (a million-row bundle of three
+    workbooks reads in ~70 % of the time). Threads count as cores: SHEETFILL_PROCESSES=1 (a
+    workflow job's share) reads one file at a time.
     """
-
-    def read_one(path: Path):
-        reader = read_csv_file if path.suffix.lower() == ".csv" else read_workbook
-        relative = path.relative_to(bundle_dir).as_posix()
-        try:
-            return reader(path, relative, profile_data)
-        except (BundleError, KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # whatever a hostile file triggers, a Rust panic in calamine too: name the file
-            raise BundleError(f"member {relative!r} could not be read ({type(exc).__name__}: {exc})") from exc
-
+    tasks = read_tasks(files) if early_workers_running() else []
+    shared = share_with_early_workers(
+        partial(read_part, bundle_dir=bundle_dir, profile_data=profile_data), tasks, [t[2] for t in tasks]
+    )
+    if shared is not None:
+        by_file: dict[Path, list] = {path: [] for path in files}
+        for (path, _, _), results in zip(tasks, shared):
+            by_file[path] += results
+        return [sorted(by_file[path], key=lambda result: result[0].position) for path in files]
+    read_one = partial(read_file, bundle_dir=bundle_dir, profile_data=profile_data)
     threads = min(len(files), READ_THREADS, usable_processes())
     if threads < 2:
         return [read_one(path) for path in files]

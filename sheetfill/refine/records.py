@@ -110,15 +110,12 @@ def record_ids(chosen_keys: np.ndarray, first_refs: np.ndarray, identities: np.n
     (website, e-mail or phone — whatever the record has), so each keeps its id across bundles.
     """
     basis = np.where(chosen_keys == "", first_refs, "name:" + chosen_keys)
-    ids = np.array(["sf-" + hashlib.sha256(b.encode()).hexdigest()[:16] for b in basis], dtype=object)
-    duplicated = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        tiebreak = np.where(present(identities), identities, first_refs)
-        suffix = np.array(
-            [hashlib.sha256(str(t).encode()).hexdigest()[:6] if d else "" for t, d in zip(tiebreak, duplicated)],
-            dtype=object,
-        )
-        ids = np.where(duplicated, ids + "-" + suffix, ids)
+    ids = np.array(["sf-" + hashlib.sha256(b.encode()).hexdigest()[:16] for b in basis.tolist()], dtype=object)
+    shared = np.flatnonzero(pd.Series(ids).duplicated(keep=False).to_numpy())
+    if len(shared):  # only these few get a suffix: the loop runs over them alone
+        tiebreak = np.where(present(identities[shared]), identities[shared], first_refs[shared])
+        suffix = [hashlib.sha256(str(t).encode()).hexdigest()[:6] for t in tiebreak.tolist()]
+        ids[shared] = ids[shared] + "-" + np.array(suffix, dtype=object)
     return ids
 
 
