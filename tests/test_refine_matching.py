@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes
+from sheetfill.refine.arrays import ColumnCodes, text_order
 from sheetfill.refine.choose import consensus_keys
 from sheetfill.refine.cluster import (
     Identities,
@@ -41,6 +41,22 @@ def test_column_codes_can_ignore_values_and_empty_name_keys():
     assert ignored[1] == -1 and ignored[2] == -1 and ignored[0] == ignored[3] >= 0
     name_codes, keys = codes.named_keys()
     assert name_codes[1] == -1 and keys[name_codes[0]] == keys[name_codes[2]] == "acme"
+
+
+def test_text_order_sorts_like_a_stable_argsort_of_the_strings():
+    texts = ["zulu air", "Zulu air", "aéro club", "aero club", "zulu air", "", "aero club " + "x" * 300]
+    assert text_order(texts).tolist() == np.argsort(np.array(texts, dtype=str), kind="stable").tolist()
+
+
+def test_column_codes_release_all_but_the_columns_kept():
+    known = {}
+    codes = ColumnCodes(
+        pd.DataFrame({"a": np.array(["x", "y"], dtype=object), "b": np.array(["z", None], dtype=object)}), known
+    )
+    codes["a"], codes["b"]
+    codes.release(keep={"b"})
+    assert list(known) == ["b"]  # the caller's dict shrinks with it
+    assert codes["a"].tolist() == [0, 1]  # a released column is factorised again when asked for
 
 
 def test_consensus_key_is_the_most_shared_then_the_smallest():

@@ -161,3 +161,14 @@ def test_early_workers_share_tasks_and_return_every_result_in_task_order(monkeyp
     assert len({pid for _, pid in results}) == 2  # this process and the early worker
     assert results[0][1] == os.getpid()  # this process took the biggest task itself
     assert parallel.share_with_early_workers(task_and_pid, [1, 2], [1, 1]) is None  # none running now
+
+
+def test_stop_early_workers_ends_their_processes_before_the_block_ends(monkeypatch):
+    """Normalise stops them after its last shared task, so their memory is gone before resolve's peak."""
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    with parallel.early_workers(parallel.EARLY_WORKERS_MIN_BYTES):
+        workers = list(parallel._EARLY_POOL._processes)
+        parallel.stop_early_workers()
+        assert not parallel.early_workers_running()
+        assert not any(alive(pid) for pid in workers)
+        assert parallel.run_tasks(abs, [-1, -2], [1, 1]) == [1, 2]  # work after it stays in this process

@@ -43,7 +43,8 @@ def chosen_rows(
         if field in contact_fields:
             continue
         picked = order[has[field][order]]
-        source[field] = first_per_group(cluster[picked], picked, n_clusters)
+        # int32: a row position per record and field is held until provenance (half of int64)
+        source[field] = first_per_group(cluster[picked], picked, n_clusters).astype(np.int32)
     if contact_fields:
         # The primary contact is one person: all contact fields come from the best contact row.
         contact_score = sum(has[f].astype(np.int64) for f in contact_fields)
@@ -51,7 +52,7 @@ def chosen_rows(
         picked = by_contact[contact_score[by_contact] > 0]
         best = first_per_group(cluster[picked], picked, n_clusters)
         for field in contact_fields:
-            source[field] = np.where((best >= 0) & has[field][np.maximum(best, 0)], best, -1)
+            source[field] = np.where((best >= 0) & has[field][np.maximum(best, 0)], best, -1).astype(np.int32)
     return source, order
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, fuzz_workers
+from sheetfill.refine.arrays import ColumnCodes, fuzz_workers, text_order
 from sheetfill.refine.evidence import contact_rows, domains, initials_domains, keep_specific
 
 DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
@@ -56,8 +56,7 @@ def blocking_orders(keys: np.ndarray) -> list[np.ndarray]:
     token_sorted = [" ".join(sorted(k.split())) for k in keys]
     reversed_keys = [k[::-1] for k in token_sorted]
     compact = [k.replace(" ", "") for k in keys]
-    # fixed-width unicode arrays sort in C; object arrays would compare in Python
-    return [np.argsort(np.array(order, dtype=str), kind="stable") for order in (token_sorted, reversed_keys, compact)]
+    return [text_order(order) for order in (token_sorted, reversed_keys, compact)]
 
 
 def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -137,6 +136,8 @@ class Identities:
     def share(self, a: int, b: int) -> bool:
         """True when the groups of a and b have a domain in common (evidence for a merge)."""
         a, b = self.find(a), self.find(b)
+        if not (self.domains[a] or self.person_domains[a]) or not (self.domains[b] or self.person_domains[b]):
+            return False  # the common case on big bundles: no sets built for it
         return not (self.domains[a] | self.person_domains[a]).isdisjoint(self.domains[b] | self.person_domains[b])
 
     def merge(self, a: int, b: int) -> bool:

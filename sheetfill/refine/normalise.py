@@ -135,7 +135,7 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
     Each column is factorised, its distinct values are normalised (in chunks, spread over the CPU
     cores when there are many), and the results are mapped back onto the rows.
     """
-    from sheetfill.refine.parallel import run_tasks
+    from sheetfill.refine.parallel import run_tasks, stop_early_workers
 
     factorised, by_array = {}, {}
     for name, (raw, _) in columns.items():
@@ -151,6 +151,7 @@ def normalise_columns(columns: dict[str, tuple], profile_data: dict) -> dict[str
             costs.append(len(uniques[start : start + CHUNK]) * COST_PER_VALUE.get(field_type, 3))
             owners.append(name)
     outputs = run_tasks(partial(normalise_task, profile_data=profile_data), tasks, costs)
+    stop_early_workers()  # their last task: the refine's peak memory comes after this
     per_column = {name: ([], [], [], []) for name in columns}
     for name, output in zip(owners, outputs):
         for collected, part in zip(per_column[name], output):

@@ -150,6 +150,26 @@ def flags_text(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
     return np.array(texts, dtype=object)[inverse]
 
 
+def record_provenance(
+    rows: pd.DataFrame, codes: ColumnCodes, source: dict, cluster: np.ndarray, order: np.ndarray, list_fields: set
+) -> np.ndarray:
+    """provenance_json of the fields in source (the row each record took them from), with the
+    alternatives each chosen value beat; those texts are freed when it returns. The codes are
+    released as they are used: nothing after needs them, and this is the refine's memory peak."""
+    n_clusters = int(cluster.max()) + 1 if len(cluster) else 0
+    codes.release(keep=source)
+    alternatives_by_field = {}
+    for field in source:
+        if field in list_fields:  # every distinct item of its rows: there is nothing it was chosen over
+            alternatives_by_field[field] = repeated("", n_clusters)
+        else:
+            alternatives_by_field[field] = alternatives(
+                column(rows, field), codes[field], source[field], cluster, order, n_clusters
+            )
+        codes.release(keep=set(source) - set(alternatives_by_field))
+    return provenance_json(source, position_in_cluster(cluster), alternatives_by_field, n_clusters)
+
+
 def build_records(
     rows: pd.DataFrame, codes: ColumnCodes, cluster: np.ndarray, profile_data: dict, output_columns: list[str]
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -162,11 +182,13 @@ def build_records(
     source, order = chosen_rows(codes, fields, contact_fields, cluster, n_clusters, preference)
     recency_field = settings.get("recency_field")
     if recency_field in source:  # the last interaction: the newest date, whichever source has it
-        source[recency_field] = newest_rows(column(rows, recency_field), cluster, n_clusters)
+        source[recency_field] = newest_rows(column(rows, recency_field), cluster, n_clusters).astype(np.int32)
     chosen = {f: take(column(rows, f), source[f]) for f in fields}
 
     refs = row_refs(rows)
-    first_row = first_per_group(cluster, np.arange(len(cluster)), n_clusters)
+    source_rows = "[" + join_by_group(cluster, refs, ",", n_clusters) + "]"
+    first_refs = refs[first_per_group(cluster, np.arange(len(cluster)), n_clusters)]
+    del refs  # a string per source row: freed before the records' memory peak
     name_field = name_field_of(profile_data)
     if settings.get("enabled", True) and name_field:
         chosen_keys = consensus_keys(*codes.named_keys(), cluster, n_clusters)
@@ -176,7 +198,7 @@ def build_records(
     identity = np.full(n_clusters, None, dtype=object)
     for field in reversed(link_fields):  # the first link field with a value wins
         identity = np.where(present(chosen[field]), chosen[field], identity)
-    records = {"record_id": record_ids(chosen_keys, refs[first_row], identity)}
+    records = {"record_id": record_ids(chosen_keys, first_refs, identity)}
     list_fields = {f for f, s in fields_spec.items() if s["type"] == "list"}
     for name in output_columns:
         if name in DERIVED_TYPES:
@@ -187,16 +209,9 @@ def build_records(
         else:
             records[name] = chosen[name]
     records["source_count"] = np.bincount(cluster, minlength=n_clusters).astype(np.int64)
-    records["source_rows"] = "[" + join_by_group(cluster, refs, ",", n_clusters) + "]"
+    records["source_rows"] = source_rows
     explained = {f: source[f] for f in output_columns if f in source}
-    # a list field holds every distinct item of its rows: there is nothing it was chosen over
-    alternatives_by_field = {
-        f: alternatives(column(rows, f), codes[f], source[f], cluster, order, n_clusters)
-        if f not in list_fields
-        else repeated("", n_clusters)
-        for f in explained
-    }
-    records["provenance"] = provenance_json(explained, position_in_cluster(cluster), alternatives_by_field, n_clusters)
+    records["provenance"] = record_provenance(rows, codes, explained, cluster, order, list_fields)
     frame = object_frame(records)
     quality_fields = profile_data.get("quality", {}).get("fields", [])
     flags = quality_flags(frame, rows, cluster, n_clusters, quality_fields)
