@@ -3,11 +3,15 @@
     python bench/refine_bench.py                 # default bundle + 1M-row bundle
     python bench/refine_bench.py --skip-big      # default bundle only
     python bench/refine_bench.py --writers       # also compare xlsx writers on the Data sheet
+    python bench/refine_bench.py --reference ''  # without the reference engine (no git history)
 
 Bundles come from sheetfill.sample (the generator the tests use) and are cached under --workdir.
 Prints, per bundle: rows/s, seconds per stage (read, normalise, resolve, write), peak RSS of the
 refine process tree, and for the default bundle the in-process time (libraries already imported,
 as in the warm worker) and the whole-process time (`python -m sheetfill.refine`, imports included).
+The 1M-row bundle runs alternately (--pairs) with the engine of REFERENCE_COMMIT on that commit's
+own bundle: their ratio, measured in one run, carries the reference's quiet-machine figure over to
+a machine of any speed.
 
 Targets (issue 3): default bundle <= 0.25 s in-process, <= 1.0 s whole process;
 1M rows >= 40,000 rows/s into parquet, peak RSS <= 1.5 GB. Issue 13: pairwise F1 and precision
@@ -25,6 +29,8 @@ Measured on this machine (2 vCPU, shared, so +-5 %), 962,227 rows -> 425,232 rec
     default bundle: 0.15-0.16 s in-process, 0.70-0.78 s whole process (1,886 rows read)
     2026-12-02, quiet machine, issue 13's harder generator and fields: 27,800 rows/s (below target),
                      1,485 MB after the provenance blocks ( bench/RESULTS.md, "Refine engine on a quiet machine")
+    2026-12-07, against 330dc3c in one run: 0.729 of it, ~30,600-31,700 rows/s calibrated (below
+                     target), peak 1,505 MB (bench/RESULTS.md, "Refine engine against its reference")
 
 The 1M-row bundle resolves to more records than Excel allows on one sheet in some data (1,048,576
 rows including the header), and writing ~20 M xlsx cells is not what that target measures, so the big
