@@ -12,6 +12,7 @@ from sheetfill.refine.cluster import (
     connected_components,
     equal_value_edges,
     merge_same_names,
+    sharing_pairs,
     similar_name_pairs,
 )
 from sheetfill.refine.normalise import name_match_key
@@ -57,6 +58,16 @@ def test_column_codes_release_all_but_the_columns_kept():
     codes.release(keep={"b"})
     assert list(known) == ["b"]  # the caller's dict shrinks with it
     assert codes["a"].tolist() == [0, 1]  # a released column is factorised again when asked for
+
+
+def test_sharing_pairs_agrees_with_share_for_every_pair():
+    own = [frozenset(), frozenset({1}), frozenset({2, 3}), frozenset({3}), frozenset(), frozenset({9})]
+    people = [frozenset({1}), frozenset(), frozenset(), frozenset({7}), frozenset({7}), frozenset()]
+    identities = Identities(own, people)
+    a, b = np.array([p for p in range(6) for _ in range(6)]), np.array(list(range(6)) * 6)
+    expected = [identities.share(x, y) for x, y in zip(a.tolist(), b.tolist())]
+    assert sharing_pairs(identities, a, b).tolist() == expected
+    assert sum(expected) > 6  # some pairs share by organisation domains, some by people's only
 
 
 def test_consensus_key_is_the_most_shared_then_the_smallest():
