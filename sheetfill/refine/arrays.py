@@ -110,6 +110,24 @@ def row_codes(matrix: np.ndarray) -> np.ndarray:
     return codes
 
 
+# numpy 2.4's np.unique without return_counts hashes, then sorts: ~30x slower than a sort on
+# millions of ints (2.3 s vs 0.08 s for 3M); np.isin sorts through it. These two avoid that path.
+def distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique(values) of an int array: its distinct values, sorted."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
+def isin(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """np.isin(values, pool), by pandas' hash table (any range of ints, ~6x faster on millions)."""
+    return pd.Series(values).isin(pool).to_numpy(dtype=bool)
+
+
+def first_occurrences(values: np.ndarray) -> np.ndarray:
+    """Sorted positions of each value's first occurrence: np.sort(np.unique(values, return_index=True)[1])."""
+    return np.flatnonzero(~pd.Series(values).duplicated().to_numpy())
+
+
 def text_order(texts) -> np.ndarray:
     """Indices that sort texts (stably, as Python compares str). Faster than np.argsort of a
     fixed-width str array, which costs 4 bytes per character of the longest text for every text."""

@@ -7,7 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, column, first_per_group, join_by_group, json_text, present, text_ranks
+from sheetfill.refine.arrays import (
+    ColumnCodes,
+    column,
+    first_occurrences,
+    first_per_group,
+    join_by_group,
+    json_text,
+    present,
+    text_ranks,
+)
 
 
 class Preference:
@@ -114,7 +123,7 @@ def collect_all(
     item_of = item_codes[np.repeat(starts[cell_codes], per_row) + offsets]
     cluster_of = np.repeat(clusters, per_row).astype(np.int64)
     pair = cluster_of * (len(items) + 1) + item_of
-    first = np.sort(np.unique(pair, return_index=True)[1])  # first offer of each value, in order
+    first = first_occurrences(pair)  # first offer of each value, in order
     values = np.asarray(items, dtype=object)[item_of[first]]
     joined = join_by_group(cluster_of[first], values, "; ", n_clusters)
     return np.where(joined == "", None, joined)

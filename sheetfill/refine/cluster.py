@@ -9,10 +9,12 @@ never overrides contradicting identity values.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, fuzz_workers, text_order
+from sheetfill.refine.arrays import ColumnCodes, distinct, fuzz_workers, isin, text_order
 from sheetfill.refine.evidence import contact_rows, domains, initials_domains, keep_specific
 
 DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
@@ -181,7 +183,7 @@ def group_sets(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[fro
     if not len(has):
         return sets
     width = int(values.max()) + 1
-    groups, found = np.divmod(np.unique(group[has].astype(np.int64) * width + values[has]), width)
+    groups, found = np.divmod(distinct(group[has].astype(np.int64) * width + values[has]), width)
     starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]).tolist()
     found = found.tolist()
     for g, start, end in zip(groups[starts].tolist(), starts, starts[1:] + [len(found)]):
@@ -327,17 +329,22 @@ def merge_similar_names(
 def sharing_pairs(identities: Identities, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Identities.share for many pairs of roots at once, as the groups are now (numpy, not a Python
     call per pair: a million name pairs on a big bundle)."""
-    groups = np.unique(np.concatenate([a, b])).tolist()
-    members = [(g, d) for g in groups for d in identities.domains[g] | identities.person_domains[g]]
-    if not members:
+    groups = distinct(np.concatenate([a, b]))
+    # each group's domains, flat and in group order (no set or tuple built per group: a million pairs
+    # of those would stay resident as CPython arenas)
+    own = [identities.domains[g] for g in groups.tolist()]
+    people = [identities.person_domains[g] for g in groups.tolist()]
+    sizes = np.array([len(x) + len(y) for x, y in zip(own, people)], dtype=np.int64)
+    if not sizes.sum():
         return np.zeros(len(a), dtype=bool)
-    group_of, domain = np.array(members, dtype=np.int64).T
+    group_of = np.repeat(groups, sizes)
+    domain = np.fromiter(chain.from_iterable(chain(x, y) for x, y in zip(own, people)), np.int64, int(sizes.sum()))
     width = int(domain.max()) + 1
     starts = np.searchsorted(group_of, a)  # members are in group order: a's domains are one slice
     counts = np.searchsorted(group_of, a, side="right") - starts
     pair = np.repeat(np.arange(len(a)), counts)
     position = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-    hit = np.isin(b[pair] * width + domain[position], group_of * width + domain)
+    hit = isin(b[pair] * width + domain[position], group_of * width + domain)
     return np.bincount(pair, weights=hit, minlength=len(a)) > 0
 
 

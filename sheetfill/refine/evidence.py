@@ -19,7 +19,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, column, fuzz_workers
+from sheetfill.refine.arrays import ColumnCodes, column, distinct, fuzz_workers, isin
 
 # Mail providers whose domain says nothing about the organisation (profile: normalisation.free_mail_domains)
 FREE_MAIL_DOMAINS = frozenset(
@@ -145,7 +145,7 @@ def specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np
     values: value code per entry (-1: none); name_codes: name key code per entry (-1: unnamed).
     A value's names are compared with its most frequent name (ties: the smallest name code).
     """
-    all_values = np.unique(values[values >= 0])
+    all_values = distinct(values[values >= 0])
     has = (values >= 0) & (name_codes >= 0)
     if not has.any():
         return all_values
@@ -162,13 +162,13 @@ def specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np
     modal = name[first][np.cumsum(first) - 1]
     other = ~first
     ok = alike(keys[modal[other]].tolist(), keys[name[other]].tolist())
-    shared = np.unique(value[other][~ok])
-    return all_values[~np.isin(all_values, shared)]
+    shared = distinct(value[other][~ok])
+    return all_values[~isin(all_values, shared)]
 
 
 def keep_specific(values: np.ndarray, name_codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """values with the codes of shared values replaced by -1."""
-    return np.where(np.isin(values, specific(values, name_codes, keys)), values, -1)
+    return np.where(isin(values, specific(values, name_codes, keys)), values, -1)
 
 
 MINOR_WORDS = frozenset({"of", "the", "and", "for", "de", "van"})
@@ -186,14 +186,12 @@ def initials_domains(domain_codes: np.ndarray, domain_names: np.ndarray, name_co
     Club): a short acronym is held by many organisations, so it links but never contradicts."""
     weak = np.zeros(len(domain_codes), dtype=bool)
     short = np.flatnonzero(np.array([len(d) <= MAX_INITIALS for d in domain_names.tolist()], dtype=bool))
-    has = np.flatnonzero(np.isin(domain_codes, short) & (name_codes >= 0))  # only short domains can be initials
+    has = np.flatnonzero(isin(domain_codes, short) & (name_codes >= 0))  # only short domains can be initials
     if not len(has):
         return weak
     width = int(name_codes.max()) + 1
     pair = domain_codes[has].astype(np.int64) * width + name_codes[has]
-    distinct = np.unique(pair)
-    hit = [
-        domain_names[d] in initials(keys[n]) for d, n in zip(*(part.tolist() for part in np.divmod(distinct, width)))
-    ]
-    weak[has[np.isin(pair, distinct[np.array(hit, dtype=bool)])]] = True
+    pairs = distinct(pair)
+    hit = [domain_names[d] in initials(keys[n]) for d, n in zip(*(part.tolist() for part in np.divmod(pairs, width)))]
+    weak[has[isin(pair, pairs[np.array(hit, dtype=bool)])]] = True
     return weak

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sheetfill.refine.arrays import ColumnCodes, column, join_nonempty, object_frame, present, text_ranks
 from sheetfill.refine.cluster import cluster_rows
-from sheetfill.refine.normalise import name_field_of
+from sheetfill.refine.normalise import name_field_of, output_fields
 from sheetfill.refine.records import build_records
 
 
@@ -103,6 +103,8 @@ def resolve(
         cluster = cluster_rows(rows, codes, profile_data)
     else:
         cluster = np.arange(len(rows))
+    # value choice needs only the fields' codes and the name keys': the rest go before its memory peak
+    codes.release(keep={*output_fields(profile_data["fields"]), "_name_key"})
     records, flags = build_records(rows, codes, cluster, profile_data, output_columns)
     codes.release()  # ~4 bytes per row and column: not needed for the rest
     reasons = required_missing(records, profile_data.get("required", []))
