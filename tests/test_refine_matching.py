@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, text_order
+from sheetfill.refine.arrays import ColumnCodes, distinct, first_occurrences, isin, text_order
 from sheetfill.refine.choose import consensus_keys
 from sheetfill.refine.cluster import (
     Identities,
@@ -47,6 +47,15 @@ def test_column_codes_can_ignore_values_and_empty_name_keys():
 def test_text_order_sorts_like_a_stable_argsort_of_the_strings():
     texts = ["zulu air", "Zulu air", "aéro club", "aero club", "zulu air", "", "aero club " + "x" * 300]
     assert text_order(texts).tolist() == np.argsort(np.array(texts, dtype=str), kind="stable").tolist()
+
+
+def test_int_set_helpers_agree_with_numpy():
+    values = np.random.default_rng(0).integers(-1, 2**40, 5_000) % 997  # repeats, and -1 codes
+    pool = np.array([3, 5, 996, -1, 10**12])
+    assert distinct(values).tolist() == np.unique(values).tolist()
+    assert distinct(values[:0]).tolist() == []
+    assert isin(values, pool).tolist() == np.isin(values, pool).tolist()
+    assert first_occurrences(values).tolist() == np.sort(np.unique(values, return_index=True)[1]).tolist()
 
 
 def test_column_codes_release_all_but_the_columns_kept():
