@@ -29,8 +29,8 @@ Measured on this machine (2 vCPU, shared, so +-5 %), 962,227 rows -> 425,232 rec
     default bundle: 0.15-0.16 s in-process, 0.70-0.78 s whole process (1,886 rows read)
     2026-12-02, quiet machine, issue 13's harder generator and fields: 27,800 rows/s (below target),
                      1,485 MB after the provenance blocks ( bench/RESULTS.md, "Refine engine on a quiet machine")
-    2026-12-07, against 330dc3c in one run: 0.729 of it, ~30,600-31,700 rows/s calibrated (below
-                     target), peak 1,505 MB (bench/RESULTS.md, "Refine engine against its reference")
+    2026-12-07, against 330dc3c in one run: 0.768 of it, ~32,200-33,400 rows/s calibrated (below
+                     target), peak 1,508 MB (bench/RESULTS.md, "Refine engine against its reference")
 
 The 1M-row bundle resolves to more records than Excel allows on one sheet in some data (1,048,576
 rows including the header), and writing ~20 M xlsx cells is not what that target measures, so the big
