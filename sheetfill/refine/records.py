@@ -151,12 +151,17 @@ def flags_text(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
 
 
 def record_provenance(
-    rows: pd.DataFrame, codes: ColumnCodes, source: dict, cluster: np.ndarray, order: np.ndarray, list_fields: set
+    rows: pd.DataFrame,
+    codes: ColumnCodes,
+    source: dict,
+    cluster: np.ndarray,
+    order: np.ndarray,
+    n_clusters: int,
+    list_fields: set,
 ) -> np.ndarray:
     """provenance_json of the fields in source (the row each record took them from), with the
     alternatives each chosen value beat; those texts are freed when it returns. The codes are
     released as they are used: nothing after needs them, and this is the refine's memory peak."""
-    n_clusters = int(cluster.max()) + 1 if len(cluster) else 0
     codes.release(keep=source)
     alternatives_by_field = {}
     for field in source:
@@ -211,7 +216,7 @@ def build_records(
     records["source_count"] = np.bincount(cluster, minlength=n_clusters).astype(np.int64)
     records["source_rows"] = source_rows
     explained = {f: source[f] for f in output_columns if f in source}
-    records["provenance"] = record_provenance(rows, codes, explained, cluster, order, list_fields)
+    records["provenance"] = record_provenance(rows, codes, explained, cluster, order, n_clusters, list_fields)
     frame = object_frame(records)
     quality_fields = profile_data.get("quality", {}).get("fields", [])
     flags = quality_flags(frame, rows, cluster, n_clusters, quality_fields)
