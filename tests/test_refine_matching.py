@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, distinct, first_occurrences, isin, text_order
+from sheetfill.refine.arrays import ColumnCodes, distinct, first_occurrences, isin
 from sheetfill.refine.choose import consensus_keys
 from sheetfill.refine.cluster import (
     Identities,
@@ -13,10 +13,10 @@ from sheetfill.refine.cluster import (
     equal_value_edges,
     merge_same_names,
     sharing_pairs,
-    similar_name_pairs,
 )
 from sheetfill.refine.normalise import name_match_key
 from sheetfill.refine.resolve import reading_order
+from sheetfill.refine.similar import similar_name_pairs, text_order
 
 
 def test_connected_components_follow_chains_and_label_in_row_order():

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from sheetfill.refine.similar import text_order
+
 
 def join_nonempty(columns: list[np.ndarray], separator: str) -> np.ndarray:
     """Element-wise join of text columns, skipping empty strings (no separator dangling)."""
@@ -128,12 +130,6 @@ def first_occurrences(values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~pd.Series(values).duplicated().to_numpy())
 
 
-def text_order(texts) -> np.ndarray:
-    """Indices that sort texts (stably, as Python compares str). Faster than np.argsort of a
-    fixed-width str array, which costs 4 bytes per character of the longest text for every text."""
-    return np.array(sorted(range(len(texts)), key=texts.__getitem__), dtype=np.int64)
-
-
 def text_ranks(texts) -> np.ndarray:
     """Position of each text in sorted order (as Python compares str), for sorting by codes."""
     ranks = np.empty(len(texts), dtype=np.int64)
@@ -174,8 +170,3 @@ def first_per_group(groups: np.ndarray, positions: np.ndarray, n_groups: int) ->
 def take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """values[positions] with None where the position is -1."""
     return np.where(positions >= 0, values[np.maximum(positions, 0)], None)
-
-
-def fuzz_workers(pairs: int) -> int:
-    """rapidfuzz workers for a batch: threads pay off only on big batches (start-up costs ~ms)."""
-    return -1 if pairs > 50_000 else 1

@@ -9,15 +9,15 @@ never overrides contradicting identity values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import chain
 
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, distinct, fuzz_workers, isin, text_order
+from sheetfill.refine.arrays import ColumnCodes, distinct, isin
 from sheetfill.refine.evidence import contact_rows, domains, initials_domains, keep_specific
-
-DIGITS_TABLE = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz ")
+from sheetfill.refine.similar import Pairs, similar_names_ahead
 
 
 def connected_components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -48,56 +48,7 @@ def equal_value_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, first_row_of_code[codes[rows]]
 
 
-def blocking_orders(keys: np.ndarray) -> list[np.ndarray]:
-    """Three sort orders of the unique name keys: by sorted tokens, by the same text reversed, and
-    by the key without spaces.
-
-    The reversed order catches typos in the first letters that the plain order would scatter; the
-    space-free order catches a space typed in the wrong place ('LowveldC ondor').
-    """
-    token_sorted = [" ".join(sorted(k.split())) for k in keys]
-    reversed_keys = [k[::-1] for k in token_sorted]
-    compact = [k.replace(" ", "") for k in keys]
-    return [text_order(order) for order in (token_sorted, reversed_keys, compact)]
-
-
-def similar_name_pairs(keys: np.ndarray, threshold: float, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index pairs (and scores) of keys whose similarity reaches the threshold among sorted neighbours.
-
-    The score is rapidfuzz's ratio of the keys without spaces: typos and moved spaces cost little,
-    but the same words in another order ('Sky Blue' / 'Blue Sky') are another organisation's name.
-    Names whose digits differ ('Hangar 7' vs 'Hangar 8') are never paired.
-    """
-    from rapidfuzz import fuzz, process
-
-    digits = np.array([k.translate(DIGITS_TABLE) for k in keys], dtype=object)
-    compact = np.array([k.replace(" ", "") for k in keys], dtype=object)
-    lefts, rights, scores = [], [], []
-    for number, order in enumerate(blocking_orders(keys)):
-        ordered = compact[order].tolist()
-        reach = window if number < 2 else min(window, COMPACT_WINDOW)  # equal space-free keys sort side by side
-        for offset in range(1, min(reach, len(keys) - 1) + 1):
-            score = process.cpdist(
-                ordered[:-offset],
-                ordered[offset:],
-                scorer=fuzz.ratio,
-                score_cutoff=threshold,
-                workers=fuzz_workers(len(ordered)),
-            )
-            hit = np.flatnonzero(score >= threshold)
-            left, right = order[hit], order[hit + offset]
-            same_digits = digits[left] == digits[right]
-            lefts.append(left[same_digits])
-            rights.append(right[same_digits])
-            scores.append(score[hit][same_digits])
-    if not lefts:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0)
-    return np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores)
-
-
 NO_DOMAINS = frozenset()
-COMPACT_WINDOW = 2
 
 
 class Identities:
@@ -289,20 +240,29 @@ def merge_same_names(identities: Identities, group: np.ndarray, name_codes: np.n
                 buckets.append(member)
 
 
+def name_pair_settings(settings: dict) -> tuple[float, float, int]:
+    """(threshold, the lower score that merges with a shared domain, window) of resolution settings."""
+    threshold = float(settings.get("threshold", 90))
+    return threshold, threshold - float(settings.get("support", 12)), int(settings.get("window", 6))
+
+
 def merge_similar_names(
-    identities: Identities, group: np.ndarray, name_codes: np.ndarray, unique_keys: np.ndarray, settings: dict
+    identities: Identities,
+    group: np.ndarray,
+    name_codes: np.ndarray,
+    unique_keys: np.ndarray,
+    settings: dict,
+    similar_pairs: Callable[[], Pairs],
 ) -> None:
     """Merge groups whose names are similar (typos, a moved space), best scores first, when the name
     on each side belongs to one group only and nothing contradicts the merge. Names a little less
-    alike (`support` points below the threshold) merge only when the groups share a domain."""
+    alike (`support` points below the threshold) merge only when the groups share a domain.
+
+    similar_pairs: similar_name_pairs of the non-empty unique_keys (similar_names_ahead)."""
     usable = np.flatnonzero(unique_keys != "")
     if len(usable) < 2:
         return
-    threshold = float(settings.get("threshold", 90))
-    supported = threshold - float(settings.get("support", 12))
-    left, right, score = similar_name_pairs(unique_keys[usable], supported, int(settings.get("window", 6)))
-    if not len(left):
-        return
+    threshold = name_pair_settings(settings)[0]
     present_codes = name_codes >= 0
     roots = identities.labels()[group[present_codes]]
     per_name = pd.DataFrame({"name": name_codes[present_codes], "root": roots}).drop_duplicates()
@@ -310,6 +270,7 @@ def merge_similar_names(
     single = per_name[per_name["name"].map(counts) == 1].set_index("name")["root"]
     root_of_name = np.full(len(unique_keys), -1, dtype=np.int64)
     root_of_name[single.index.to_numpy()] = single.to_numpy()
+    left, right, score = similar_pairs()  # taken last: a process computing them has had the most time
     a, b = root_of_name[usable[left]], root_of_name[usable[right]]
     candidate = np.flatnonzero((a >= 0) & (b >= 0) & (a != b))
     a, b, score = a[candidate], b[candidate], score[candidate]
@@ -354,9 +315,12 @@ def cluster_rows(rows: pd.DataFrame, codes: ColumnCodes, profile_data: dict) -> 
     settings = profile_data.get("resolution", {})
     contact = contact_rows(rows, profile_data)
     name_codes, unique_keys = codes.named_keys()
-    group, own, people, keyed = strong_links(codes, profile_data, ~contact, name_codes, unique_keys)
-    identities = Identities(own, people)
-    attach_contacts(identities, group, name_codes, codes["_file"], contact, keyed)
-    merge_same_names(identities, group, name_codes, int(settings.get("max_name_groups", 10)))
-    merge_similar_names(identities, group, name_codes, unique_keys, settings)
+    _, supported, window = name_pair_settings(settings)
+    # the similar names are found meanwhile (in another process on a big bundle)
+    with similar_names_ahead(unique_keys[unique_keys != ""], supported, window) as similar_pairs:
+        group, own, people, keyed = strong_links(codes, profile_data, ~contact, name_codes, unique_keys)
+        identities = Identities(own, people)
+        attach_contacts(identities, group, name_codes, codes["_file"], contact, keyed)
+        merge_same_names(identities, group, name_codes, int(settings.get("max_name_groups", 10)))
+        merge_similar_names(identities, group, name_codes, unique_keys, settings, similar_pairs)
     return pd.factorize(identities.labels()[group])[0]

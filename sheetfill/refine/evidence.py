@@ -19,7 +19,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from sheetfill.refine.arrays import ColumnCodes, column, distinct, fuzz_workers, isin
+from sheetfill.refine.arrays import ColumnCodes, column, distinct, isin
+from sheetfill.refine.similar import fuzz_workers
 
 # Mail providers whose domain says nothing about the organisation (profile: normalisation.free_mail_domains)
 FREE_MAIL_DOMAINS = frozenset(
