@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
@@ -36,3 +38,11 @@ def test_values_and_column_order_survive_and_equal_strings_share_one_object():
     site_codes, sites = codes["website"]
     assert site_codes.dtype == np.int32 and site_codes[1] == -1
     assert [sites[c] for c in site_codes[[0, 2, 3, 4]]] == ["https://a.org", "https://b.org", "https://a.org", "ünï"]
+
+
+def test_a_column_holding_a_type_marshal_cannot_carry_keeps_its_values():
+    day = dt.date(2025, 9, 29)
+    frame = pd.DataFrame({"when": pd.Series(distinct_copies("2025-09-29", day, None, day), dtype=object)})
+    codes = compact_text(frame)
+    assert frame["when"].tolist() == ["2025-09-29", day, None, day]
+    assert codes["when"][0].tolist() == [0, 1, -1, 1]

@@ -4,14 +4,14 @@ CPython allocates small objects in 1 MiB arenas and returns an arena only when n
 Reading and normalising a million rows create tens of millions of temporary objects; the few values
 that survive into the rows end up scattered over hundreds of arenas, which then stay resident
 (~300 MB on the 1M-row bench bundle). compact_text packs each column's distinct strings into one
-buffer, drops the old objects (freeing those arenas) and slices the strings out again side by side.
+buffer (marshal), drops the old objects (freeing those arenas) and reads the strings back, side by side.
 
 The value codes it needs on the way are the ones entity resolution needs too, so it hands them on.
 """
 
 from __future__ import annotations
 
-from itertools import accumulate
+import marshal
 
 import numpy as np
 import pandas as pd
@@ -19,21 +19,21 @@ import pandas as pd
 Codes = dict[str, tuple[np.ndarray, np.ndarray]]  # column → (int32 code per row, -1: missing; distinct values)
 
 
-def pack(values: list) -> tuple[str, list[int], list]:
-    """The strings among values joined into one buffer, their lengths, and the other values (None
-    where a string goes)."""
-    texts = [v for v in values if type(v) is str]
-    others = [None if type(v) is str else v for v in values]
-    return "".join(texts), [len(t) for t in texts], others
+def pack(values: list) -> bytes | list:
+    """values serialised (marshal: C speed, no Python object per value), or values themselves when
+    one is of a type marshal cannot carry."""
+    try:
+        return marshal.dumps(values)
+    except ValueError:
+        return values
 
 
-def unpack(buffer: str, lengths: list[int], others: list) -> np.ndarray:
-    """Inverse of pack: fresh string objects, allocated one after another."""
-    ends = accumulate(lengths)
-    texts = iter([buffer[end - length : end] for end, length in zip(ends, lengths)])
-    values = np.empty(len(others), dtype=object)
-    values[:] = [next(texts) if other is None else other for other in others]
-    return values
+def unpack(packed: bytes | list) -> np.ndarray:
+    """Inverse of pack: fresh objects, allocated one after another."""
+    values = marshal.loads(packed) if isinstance(packed, bytes) else packed
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def compact_text(frame: pd.DataFrame) -> Codes:
@@ -52,7 +52,7 @@ def compact_text(frame: pd.DataFrame) -> Codes:
         del frame[name]  # the old strings (and their arenas) go here
     result = {}
     for name, (position, codes, packed_values) in packed.items():
-        uniques = unpack(*packed_values)
+        uniques = unpack(packed_values)
         frame.insert(position, name, pd.Series(np.append(uniques, None)[codes], dtype=object, copy=False))
         result[name] = codes, uniques
     return result
