@@ -9,11 +9,11 @@ import pandas as pd
 
 from sheetfill.refine.arrays import (
     ColumnCodes,
+    coded_json_text,
     column,
     first_occurrences,
     first_per_group,
     join_by_group,
-    json_text,
     present,
     text_ranks,
 )
@@ -66,22 +66,23 @@ def chosen_rows(
 
 
 def alternatives(
-    values: np.ndarray, codes: np.ndarray, source: np.ndarray, cluster: np.ndarray, order: np.ndarray, n_clusters: int
+    codes: np.ndarray, uniques: np.ndarray, source: np.ndarray, cluster: np.ndarray, order: np.ndarray, n_clusters: int
 ) -> np.ndarray:
     """Per cluster, a JSON list of the other distinct values offered for a field, best first ('' if none).
 
-    codes: the field's value codes (ColumnCodes); source: the row each cluster took its value from (-1: none).
+    codes, uniques: the field's value codes and the values they index (ColumnCodes.pair); source:
+    the row each cluster took its value from (-1: none).
     """
     # every array follows the preference order: one gather of the codes, the rest are masks
     codes_in_order = codes[order]
     offered = codes_in_order >= 0
-    ordered, ordered_codes, ordered_clusters = order[offered], codes_in_order[offered], cluster[order][offered]
+    ordered_codes, ordered_clusters = codes_in_order[offered], cluster[order][offered]
     pair = ordered_clusters.astype(np.int64) * (int(codes.max(initial=0)) + 1) + ordered_codes
     first = ~pd.Series(pair).duplicated().to_numpy()  # first offer of each value, in order
-    distinct, distinct_codes, distinct_clusters = ordered[first], ordered_codes[first], ordered_clusters[first]
+    distinct_codes, distinct_clusters = ordered_codes[first], ordered_clusters[first]
     chosen_code = np.where(source >= 0, codes[np.maximum(source, 0)], -1)
     other = distinct_codes != chosen_code[distinct_clusters]
-    joined = join_by_group(distinct_clusters[other], json_text(values[distinct[other]]), ",", n_clusters)
+    joined = join_by_group(distinct_clusters[other], coded_json_text(uniques, distinct_codes[other]), ",", n_clusters)
     return np.where(joined == "", "", ',"alternatives":[' + joined + "]")
 
 

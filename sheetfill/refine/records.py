@@ -168,9 +168,7 @@ def record_provenance(
         if field in list_fields:  # every distinct item of its rows: there is nothing it was chosen over
             alternatives_by_field[field] = repeated("", n_clusters)
         else:
-            alternatives_by_field[field] = alternatives(
-                column(rows, field), codes[field], source[field], cluster, order, n_clusters
-            )
+            alternatives_by_field[field] = alternatives(*codes.pair(field), source[field], cluster, order, n_clusters)
         codes.release(keep=set(source) - set(alternatives_by_field))
     return provenance_json(source, position_in_cluster(cluster), alternatives_by_field, n_clusters)
 
