@@ -51,8 +51,10 @@ def compact_text(frame: pd.DataFrame) -> Codes:
     for name in packed:
         del frame[name]  # the old strings (and their arenas) go here
     result = {}
-    for name, (position, codes, packed_values) in packed.items():
+    for name in list(packed):
+        position, codes, packed_values = packed.pop(name)
         uniques = unpack(packed_values)
+        del packed_values  # each buffer is freed once read: they are not all held to the end
         frame.insert(position, name, pd.Series(np.append(uniques, None)[codes], dtype=object, copy=False))
         result[name] = codes, uniques
     return result
