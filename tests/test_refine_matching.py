@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sheetfill.refine.arrays import ColumnCodes, distinct, first_occurrences, isin
-from sheetfill.refine.choose import consensus_keys
+from sheetfill.refine.choose import consensus_keys, latest_first_ranks
 from sheetfill.refine.cluster import (
     Identities,
     connected_components,
@@ -163,3 +163,9 @@ def test_reading_order_is_by_folded_name_then_id_with_unnamed_last():
         for n, i in records.to_numpy()[order].tolist()
     ]
     assert keys == sorted(keys)
+
+
+def test_latest_first_ranks_equal_pandas_dense_descending_rank_with_missing_last():
+    dates = np.array(["2025-03-01", None, "2024-12-31", "2025-03-01", "2025-10-09", None, "2023-01-01"], dtype=object)
+    expected = pd.Series(dates).rank(method="dense", ascending=False, na_option="bottom").to_numpy()
+    assert latest_first_ranks(dates).tolist() == expected.tolist() == [2, 5, 3, 2, 1, 5, 4]
