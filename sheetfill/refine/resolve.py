@@ -99,12 +99,14 @@ def resolve(
     """
     rows = rows.reset_index(drop=True)
     codes = ColumnCodes(rows, known_codes)
+    # clustering and value choice need only the fields' codes, the name keys' and the files': the
+    # others go before clustering, whose child process adds to this job's memory (similar.py)
+    codes.release(keep={*output_fields(profile_data["fields"]), "_name_key", "_file"})
     if profile_data.get("resolution", {}).get("enabled", True) and name_field_of(profile_data):
         cluster = cluster_rows(rows, codes, profile_data)
     else:
         cluster = np.arange(len(rows))
-    # value choice needs only the fields' codes and the name keys': the rest go before its memory peak
-    codes.release(keep={*output_fields(profile_data["fields"]), "_name_key"})
+    codes.release(keep={*output_fields(profile_data["fields"]), "_name_key"})  # before value choice's memory peak
     records, flags = build_records(rows, codes, cluster, profile_data, output_columns)
     codes.release()  # ~4 bytes per row and column: not needed for the rest
     reasons = required_missing(records, profile_data.get("required", []))
