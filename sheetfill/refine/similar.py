@@ -29,6 +29,7 @@ COMPACT_WINDOW = 2
 # Distinct name keys above which the pairs are worth a process of their own: its start-up (~0.5 s)
 # is won back only when the pairs take seconds
 AHEAD_MIN_KEYS = 100_000
+SCORE_BATCH = 100_000  # key pairs scored per rapidfuzz call
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -87,20 +88,12 @@ def neighbour_pairs(forms: NameForms, threshold: float, window: int) -> Pairs:
     but the same words in another order ('Sky Blue' / 'Blue Sky') are another organisation's name.
     Names whose digits differ ('Hangar 7' vs 'Hangar 8') are never paired.
     """
-    from rapidfuzz import fuzz, process
-
     lefts, rights, scores = [], [], []
     for number, order in enumerate(forms.blocking_orders()):
         ordered = forms.compact[order].tolist()
         reach = window if number < 2 else min(window, COMPACT_WINDOW)  # equal space-free keys sort side by side
         for offset in range(1, min(reach, forms.count - 1) + 1):
-            score = process.cpdist(
-                ordered[:-offset],
-                ordered[offset:],
-                scorer=fuzz.ratio,
-                score_cutoff=threshold,
-                workers=fuzz_workers(len(ordered)),
-            )
+            score = neighbour_scores(ordered, offset, threshold)
             hit = np.flatnonzero(score >= threshold)
             left, right = order[hit].astype(np.int32), order[hit + offset].astype(np.int32)
             same_digits = forms.digits[left] == forms.digits[right]
@@ -111,6 +104,28 @@ def neighbour_pairs(forms: NameForms, threshold: float, window: int) -> Pairs:
         empty = np.empty(0, dtype=np.int32)
         return empty, empty, np.empty(0)
     return np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores)
+
+
+def neighbour_scores(ordered: list[str], offset: int, threshold: float) -> np.ndarray:
+    """rapidfuzz ratio of each key with the one `offset` places on (0 below the threshold).
+
+    In batches: rapidfuzz copies a batch's strings, ~50 MB for 500,000 pairs at once."""
+    from rapidfuzz import fuzz, process
+
+    pairs = len(ordered) - offset
+    return np.concatenate(
+        [
+            process.cpdist(
+                ordered[start : min(start + SCORE_BATCH, pairs)],
+                ordered[start + offset : min(start + SCORE_BATCH, pairs) + offset],
+                scorer=fuzz.ratio,
+                score_cutoff=threshold,
+                workers=fuzz_workers(min(SCORE_BATCH, pairs - start)),
+            )
+            for start in range(0, pairs, SCORE_BATCH)
+        ]
+        or [np.empty(0, dtype=np.float32)]
+    )
 
 
 @contextmanager
