@@ -4,10 +4,16 @@ found here, whatever happens to the child."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
 import pytest
+from test_refine_parallel import alive
 
 from sheetfill.bundle.profiles import load_profile
 from sheetfill.refine import refine_bundle, similar, write_outputs
@@ -98,3 +104,40 @@ def recording(init, calls: list):
         init(self, *args, **kwargs)
 
     return wrapped
+
+
+HOLD_CHILD = """
+import sys, time
+import numpy as np
+from sheetfill.refine import similar
+similar.AHEAD_MIN_KEYS = 0
+letters = lambda n: "".join(chr(97 + n // 26**p % 26) for p in range(4))
+# neighbours one letter apart: ~300,000 pairs, more than a pipe holds, so the child waits to write them
+keys = np.array([f"sky {letters(n)} aviation" for n in range(60000)], dtype=object)
+with similar.similar_names_ahead(keys, 80.0, 4) as pairs:
+    print(pairs.__self__.process.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_the_child_exits_when_its_job_is_killed():
+    """A bundle job killed while the child works (kill -9: no finally runs) must not leave it behind."""
+    env = {**os.environ, "SHEETFILL_PROCESSES": "2"}
+    job = subprocess.Popen(
+        [sys.executable, "-c", HOLD_CHILD], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+    )
+    child = 0
+    try:
+        child = int(job.stdout.readline())
+        time.sleep(1)
+        assert alive(child)  # still at work, or waiting to hand its pairs over
+        job.kill()
+        job.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(child), "the similar-names child outlived its job"
+    finally:
+        job.kill()
+        if child and alive(child):
+            os.kill(child, signal.SIGKILL)
