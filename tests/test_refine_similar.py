@@ -79,6 +79,10 @@ def test_few_keys_or_one_process_start_no_child(monkeypatch):
     monkeypatch.setenv("SHEETFILL_PROCESSES", "1")
     with similar.similar_names_ahead(keys, 80.0, 4) as pairs:
         assert len(pairs()[0])
+    monkeypatch.setenv("SHEETFILL_PROCESSES", "2")
+    odd = np.append(keys, ["two\nlines"])  # would not travel as one line each
+    with similar.similar_names_ahead(odd, 80.0, 4) as pairs:
+        assert same_pairs(pairs(), similar.similar_name_pairs(odd, 80.0, 4))
 
 
 def test_a_bundle_refined_with_the_pairs_found_ahead_gives_the_same_bytes(tmp_path, monkeypatch):

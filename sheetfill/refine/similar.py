@@ -138,7 +138,7 @@ def similar_names_ahead(keys: np.ndarray, threshold: float, window: int) -> Iter
     """
     from sheetfill.refine.parallel import usable_processes
 
-    if len(keys) < AHEAD_MIN_KEYS or usable_processes() < 2:
+    if len(keys) < AHEAD_MIN_KEYS or usable_processes() < 2 or not all_lines(keys):
         yield lambda: similar_name_pairs(keys, threshold, window)
         return
     child = PairsProcess(keys, threshold, window)
@@ -146,6 +146,12 @@ def similar_names_ahead(keys: np.ndarray, threshold: float, window: int) -> Iter
         yield child.result
     finally:
         child.stop()
+
+
+def all_lines(keys) -> bool:
+    """Every key can travel as one line: not empty, no line break (name keys never are: they hold
+    letters, digits and spaces only; anything else is found here, not in a child)."""
+    return all(key and "\n" not in key for key in keys)
 
 
 class PairsProcess:
