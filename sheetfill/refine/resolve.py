@@ -99,14 +99,15 @@ def resolve(
     """
     rows = rows.reset_index(drop=True)
     codes = ColumnCodes(rows, known_codes)
-    # clustering and value choice need only the fields' codes, the name keys' and the files': the
+    # value choice needs only the fields' codes and the name keys'; clustering the files' too. The
     # others go before clustering, whose child process adds to this job's memory (similar.py)
-    codes.release(keep={*output_fields(profile_data["fields"]), "_name_key", "_file"})
+    chosen_from = {*output_fields(profile_data["fields"]), "_name_key"}
+    codes.release(keep=chosen_from | {"_file"})
     if profile_data.get("resolution", {}).get("enabled", True) and name_field_of(profile_data):
         cluster = cluster_rows(rows, codes, profile_data)
     else:
         cluster = np.arange(len(rows))
-    codes.release(keep={*output_fields(profile_data["fields"]), "_name_key"})  # before value choice's memory peak
+    codes.release(keep=chosen_from)  # before value choice's memory peak
     records, flags = build_records(rows, codes, cluster, profile_data, output_columns)
     codes.release()  # ~4 bytes per row and column: not needed for the rest
     reasons = required_missing(records, profile_data.get("required", []))

@@ -6,8 +6,8 @@ process while clustering goes on with the exact links. That process is a fresh i
 fork: a forked child would count the parent's whole heap (~1 GB) in its RSS. This module imports
 only numpy and rapidfuzz, so that the child starts small and fast.
 
-    python -m sheetfill.refine.similar   # the child: pickled (keys, threshold, window) on stdin,
-                                         # pickled (left, right, score) on stdout
+    python -m sheetfill.refine.similar   # the child: pickled (threshold, window, keys as lines)
+                                         # on stdin, pickled (left, right, score) on stdout
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def neighbour_pairs(forms: NameForms, threshold: float, window: int) -> Pairs:
             scores.append(score[hit][same_digits])
     if not lefts:
         empty = np.empty(0, dtype=np.int32)
-        return empty, empty, np.empty(0)
+        return empty, empty, np.empty(0, dtype=np.float32)
     return np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores)
 
 
@@ -112,20 +112,20 @@ def neighbour_scores(ordered: list[str], offset: int, threshold: float) -> np.nd
     In batches: rapidfuzz copies a batch's strings, ~50 MB for 500,000 pairs at once."""
     from rapidfuzz import fuzz, process
 
-    pairs = len(ordered) - offset
-    return np.concatenate(
-        [
+    pairs = len(ordered) - offset  # >= 1: offsets stop short of the last key
+    batches = []
+    for start in range(0, pairs, SCORE_BATCH):
+        end = min(start + SCORE_BATCH, pairs)
+        batches.append(
             process.cpdist(
-                ordered[start : min(start + SCORE_BATCH, pairs)],
-                ordered[start + offset : min(start + SCORE_BATCH, pairs) + offset],
+                ordered[start:end],
+                ordered[start + offset : end + offset],
                 scorer=fuzz.ratio,
                 score_cutoff=threshold,
-                workers=fuzz_workers(min(SCORE_BATCH, pairs - start)),
+                workers=fuzz_workers(end - start),
             )
-            for start in range(0, pairs, SCORE_BATCH)
-        ]
-        or [np.empty(0, dtype=np.float32)]
-    )
+        )
+    return np.concatenate(batches)
 
 
 @contextmanager
@@ -204,8 +204,11 @@ def serve() -> None:
     forms = NameForms(line.group() for line in re.finditer("[^\n]+", lines))
     del lines
     result = neighbour_pairs(forms, threshold, window)
-    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
+    try:
+        sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:  # the job is gone (killed): nobody wants the pairs, nothing to report
+        os._exit(1)
 
 
 if __name__ == "__main__":
